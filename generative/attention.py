@@ -1,0 +1,153 @@
+"""DRAW's selective attention: Gaussian filterbanks, read and write (Gregor et al. 2015, sec. 3).
+
+Conventions. An image batch is ``(B, C, H, W)``; the paper's ``A × B`` image has width ``A = W``
+and height ``B = H`` (it writes the read patch as ``F_Y x F_Xᵀ``, so ``x`` has ``H`` rows).
+Pixel coordinates ``a ∈ {1, …, A}`` and ``b ∈ {1, …, B}`` are **1-based**, the only reading under
+which Eq. 22's ``g_X = (A + 1)/2 · (g̃_X + 1)`` puts ``g̃_X = 0`` on the image centre. Subtract 1
+to get 0-based pixel-centre coordinates (as used by the figures).
+
+The same filters serve every colour channel (sec. 3.3).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+# Keeps Z_X, Z_Y > 0 when a whole filter row falls outside the image (its response is then ~0).
+FILTER_EPS = 1e-8
+
+
+class AttentionParams(NamedTuple):
+    """Attention window in 1-based pixel coordinates, each of shape ``(B,)``."""
+
+    g_x: Tensor  # grid centre, horizontal
+    g_y: Tensor  # grid centre, vertical
+    delta: Tensor  # stride between adjacent filters
+    sigma2: Tensor  # isotropic filter variance
+    gamma: Tensor  # intensity
+
+    def box(self, size: int) -> Tensor:
+        """``(B, 4)`` box ``(x_min, y_min, x_max, y_max)`` through the outermost filter centres,
+        in 0-based pixel-centre coordinates (Eqs. 19–20 with ``i = 1`` and ``i = N``)."""
+        half = (size / 2 - 0.5) * self.delta
+        return torch.stack(
+            [self.g_x - half - 1, self.g_y - half - 1, self.g_x + half - 1, self.g_y + half - 1], -1
+        )
+
+
+def attention_params(raw: Tensor, height: int, width: int, size: int) -> AttentionParams:
+    """Eqs. 21–24: map ``(g̃_X, g̃_Y, log σ², log δ̃, log γ) = W(h)`` to the attention window.
+
+    ``raw`` has shape ``(B, 5)``. For ``size == 1`` the stride is irrelevant (Eqs. 19–20 put the
+    single filter on the grid centre), and the ``N − 1`` of Eq. 24 is replaced by 1.
+    """
+    gx_t, gy_t, log_sigma2, log_delta_t, log_gamma = raw.unbind(-1)
+    g_x = (width + 1) / 2 * (gx_t + 1)  # Eq. 22 (A = width)
+    g_y = (height + 1) / 2 * (gy_t + 1)  # Eq. 23 (B = height)
+    delta = (max(width, height) - 1) / max(size - 1, 1) * log_delta_t.exp()  # Eq. 24
+    return AttentionParams(g_x, g_y, delta, log_sigma2.exp(), log_gamma.exp())
+
+
+def filter_centres(g: Tensor, delta: Tensor, size: int) -> Tensor:
+    """Eqs. 19–20: ``μ^i = g + (i − N/2 − 0.5) δ`` for ``i = 1 … N``; returns ``(B, N)``."""
+    i = torch.arange(1, size + 1, dtype=g.dtype, device=g.device)
+    return g.unsqueeze(-1) + (i - size / 2 - 0.5) * delta.unsqueeze(-1)
+
+
+def filterbank(centres: Tensor, sigma2: Tensor, length: int) -> Tensor:
+    """Eqs. 25–26: ``F[i, a] = exp(−(a − μ^i)² / 2σ²) / Z`` with rows normalised to sum to one.
+
+    ``centres`` is ``(B, N)``, ``sigma2`` is ``(B,)``; returns ``(B, N, length)`` over the 1-based
+    pixel positions ``a = 1 … length``. A row whose filter lies entirely outside the image sums to
+    ~0 instead of 1 (``Z`` is floored at ``FILTER_EPS``).
+    """
+    a = torch.arange(1, length + 1, dtype=centres.dtype, device=centres.device)
+    logits = -((a - centres.unsqueeze(-1)) ** 2) / (2 * sigma2[:, None, None])
+    f = logits.exp()
+    return f / f.sum(-1, keepdim=True).clamp_min(FILTER_EPS)
+
+
+def filterbanks(params: AttentionParams, height: int, width: int, size: int) -> tuple[Tensor, Tensor]:
+    """The horizontal ``F_X`` ``(B, N, W)`` and vertical ``F_Y`` ``(B, N, H)`` filterbanks."""
+    f_x = filterbank(filter_centres(params.g_x, params.delta, size), params.sigma2, width)
+    f_y = filterbank(filter_centres(params.g_y, params.delta, size), params.sigma2, height)
+    return f_x, f_y
+
+
+def read_patch(image: Tensor, f_x: Tensor, f_y: Tensor, gamma: Tensor) -> Tensor:
+    """One term of Eq. 27: ``γ F_Y x F_Xᵀ`` per channel; ``(B, C, H, W) → (B, C, N, N)``."""
+    patch = torch.einsum("bnh,bchw,bmw->bcnm", f_y, image, f_x)
+    return gamma[:, None, None, None] * patch
+
+
+def write_patch(patch: Tensor, f_x: Tensor, f_y: Tensor, gamma: Tensor) -> Tensor:
+    """Eq. 29: ``(1/γ̂) F̂_Yᵀ w F̂_X`` per channel; ``(B, C, N, N) → (B, C, H, W)``."""
+    image = torch.einsum("bnh,bcnm,bmw->bchw", f_y, patch, f_x)
+    return image / gamma[:, None, None, None]
+
+
+class AttentiveRead(nn.Module):
+    """Eq. 27: read two ``N × N`` patches (image and error image) with shared filters.
+
+    The five attention parameters come from ``W(h^dec_{t−1})`` (Eq. 21).
+    """
+
+    def __init__(self, hidden_size: int, channels: int, height: int, width: int, size: int):
+        super().__init__()
+        self.channels, self.height, self.width, self.size = channels, height, width, size
+        self.linear = nn.Linear(hidden_size, 5)
+        self.output_size = 2 * channels * size * size
+
+    def window(self, h_dec: Tensor) -> AttentionParams:
+        return attention_params(self.linear(h_dec), self.height, self.width, self.size)
+
+    def forward(self, x: Tensor, x_err: Tensor, h_dec: Tensor) -> Tensor:
+        params = self.window(h_dec)
+        f_x, f_y = filterbanks(params, self.height, self.width, self.size)
+        patches = [read_patch(img, f_x, f_y, params.gamma) for img in (x, x_err)]
+        return torch.cat(patches, 1).flatten(1)
+
+
+class PlainRead(nn.Module):
+    """Eq. 17: without attention, read the whole image and error image."""
+
+    def __init__(self, channels: int, height: int, width: int):
+        super().__init__()
+        self.output_size = 2 * channels * height * width
+
+    def forward(self, x: Tensor, x_err: Tensor, h_dec: Tensor) -> Tensor:
+        return torch.cat([x.flatten(1), x_err.flatten(1)], 1)
+
+
+class AttentiveWrite(nn.Module):
+    """Eqs. 28–29: ``w_t = W(h^dec_t)``, written with transposed filters and intensity ``1/γ̂``."""
+
+    def __init__(self, hidden_size: int, channels: int, height: int, width: int, size: int):
+        super().__init__()
+        self.channels, self.height, self.width, self.size = channels, height, width, size
+        self.patch = nn.Linear(hidden_size, channels * size * size)  # Eq. 28
+        self.window_linear = nn.Linear(hidden_size, 5)  # Eq. 21 for (γ̂, F̂_X, F̂_Y)
+
+    def window(self, h_dec: Tensor) -> AttentionParams:
+        return attention_params(self.window_linear(h_dec), self.height, self.width, self.size)
+
+    def forward(self, h_dec: Tensor) -> tuple[Tensor, AttentionParams]:
+        params = self.window(h_dec)
+        f_x, f_y = filterbanks(params, self.height, self.width, self.size)
+        w = self.patch(h_dec).view(-1, self.channels, self.size, self.size)
+        return write_patch(w, f_x, f_y, params.gamma), params
+
+
+class PlainWrite(nn.Module):
+    """Eq. 18: without attention, ``write(h^dec_t) = W(h^dec_t)`` over the whole canvas."""
+
+    def __init__(self, hidden_size: int, channels: int, height: int, width: int):
+        super().__init__()
+        self.shape = (channels, height, width)
+        self.linear = nn.Linear(hidden_size, channels * height * width)
+
+    def forward(self, h_dec: Tensor) -> tuple[Tensor, None]:
+        return self.linear(h_dec).view(-1, *self.shape), None

@@ -1,0 +1,130 @@
+"""The SVI trainer: checkpoints, exact resume, non-finite losses."""
+
+import pytest
+import torch
+
+from generative.draw import DrawConfig, DrawModel
+from guides.draw import DrawGuide
+from inference.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from inference.trainer import ImageBatches, NonFiniteLossError, SVITrainer, TrainConfig
+
+TINY = DrawConfig(height=10, width=10, steps=3, encoder_size=12, decoder_size=12, z_size=2,
+                  read_size=2, write_size=3)
+
+
+def _images(n=40, seed=0):
+    return torch.rand(n, 1, 10, 10, generator=torch.Generator().manual_seed(seed))
+
+
+def _trainer(tmp_path, steps, *, init_seed=0, checkpoint_every=3, validate=None):
+    torch.manual_seed(init_seed)
+    model = DrawModel(TINY)
+    guide = DrawGuide(model)
+    batches = ImageBatches(_images(), 8, seed=1, dynamic_binarization=True)
+    config = TrainConfig(steps=steps, batch_size=8, lr=1e-2, seed=2, log_every=1,
+                         validate_every=2, checkpoint_every=checkpoint_every)
+    extra = {"model": "draw", "model_config": TINY.to_dict()}
+    return SVITrainer(model, guide, batches, config, out_dir=tmp_path, checkpoint_extra=extra,
+                      validate=validate, progress=False)
+
+
+def _state(trainer):
+    return {**{f"m.{k}": v for k, v in trainer.model.state_dict().items()},
+            **{f"g.{k}": v for k, v in trainer.guide.state_dict().items()}}
+
+
+def test_batches_are_a_deterministic_function_of_the_step():
+    images = _images(30)
+    a = ImageBatches(images, 7, seed=3, dynamic_binarization=True)
+    b = ImageBatches(images, 7, seed=3, dynamic_binarization=True)
+    assert a.batches_per_epoch == 4
+    for step in [5, 0, 9, 4]:
+        torch.testing.assert_close(a.batch(step)[0], b.batch(step)[0])
+    assert set(a.batch(0)[0].unique().tolist()) <= {0.0, 1.0}
+    seen = torch.cat([ImageBatches(images, 7, seed=3).batch(s)[0] for s in range(4)])
+    assert len({tuple(r.flatten().tolist()) for r in seen}) == 28  # an epoch has no repeats
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = _trainer(tmp_path / "a", steps=6, validate=lambda: {"v": 0.0})
+    straight.fit()
+    first = _trainer(tmp_path / "b", steps=3, validate=lambda: {"v": 0.0})
+    first.fit()
+    resumed = _trainer(tmp_path / "c", steps=6, init_seed=99, validate=lambda: {"v": 0.0})
+    resumed.resume(tmp_path / "b" / "checkpoint.pt")
+    assert resumed.state.step == 3
+    resumed.fit()
+    a, c = _state(straight), _state(resumed)
+    assert a.keys() == c.keys()
+    for key in a:
+        assert torch.equal(a[key], c[key]), key
+    assert (tmp_path / "a" / "metrics.jsonl").read_text().count("\n") >= 6
+
+
+def test_checkpoint_round_trip_rebuilds_the_model(tmp_path):
+    from tasks.models import load_trained
+
+    trainer = _trainer(tmp_path, steps=2, checkpoint_every=2)
+    trainer.fit()
+    model, guide, data = load_trained(tmp_path / "checkpoint.pt")
+    assert data["step"] == 2 and data["model_config"] == TINY.to_dict()
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    for k, v in trainer.guide.state_dict().items():
+        assert torch.equal(guide.state_dict()[k], v)
+    assert not any(k.startswith("draw_model") for k in guide.state_dict())
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = _trainer(tmp_path, steps=4, checkpoint_every=2)
+    trainer.config.steps = 2
+    trainer.fit()
+    before = (tmp_path / "checkpoint.pt").read_bytes()
+    trainer.config.steps = 4
+    with torch.no_grad():
+        trainer.model.canvas0.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="step 2.*left intact"):
+        trainer.fit()
+    assert (tmp_path / "checkpoint.pt").read_bytes() == before
+
+
+def test_checkpoint_errors_are_specific(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="could not be read"):
+        load_checkpoint(garbage)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(2)}, foreign)
+    with pytest.raises(CheckpointError, match="not a pyro-draw checkpoint"):
+        load_checkpoint(foreign)
+    good = save_checkpoint({"model": "draw", "model_config": {}, "model_state": {},
+                            "guide_state": {}, "step": 0}, tmp_path / "good.pt")
+    with pytest.raises(CheckpointError, match="holds a 'draw' model, expected 'ram'"):
+        load_checkpoint(good, expected_model="ram")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    payload = {"model": "draw", "model_config": {}, "model_state": {}, "guide_state": {},
+               "step": 1}
+    path = save_checkpoint(payload, tmp_path / "ckpt.pt")
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({**payload, "step": 2}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"]
+
+
+def test_resume_rejects_a_different_configuration(tmp_path):
+    trainer = _trainer(tmp_path, steps=1, checkpoint_every=1)
+    trainer.fit()
+    other = _trainer(tmp_path / "o", steps=2)
+    other.extra = {**other.extra, "model_config": {**TINY.to_dict(), "z_size": 5}}
+    with pytest.raises(ValueError, match="differs"):
+        other.resume(tmp_path / "checkpoint.pt")
