@@ -70,7 +70,9 @@ def filterbank(centres: Tensor, sigma2: Tensor, length: int) -> Tensor:
     return f / f.sum(-1, keepdim=True).clamp_min(FILTER_EPS)
 
 
-def filterbanks(params: AttentionParams, height: int, width: int, size: int) -> tuple[Tensor, Tensor]:
+def filterbanks(
+    params: AttentionParams, height: int, width: int, size: int
+) -> tuple[Tensor, Tensor]:
     """The horizontal ``F_X`` ``(B, N, W)`` and vertical ``F_Y`` ``(B, N, H)`` filterbanks."""
     f_x = filterbank(filter_centres(params.g_x, params.delta, size), params.sigma2, width)
     f_y = filterbank(filter_centres(params.g_y, params.delta, size), params.sigma2, height)

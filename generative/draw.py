@@ -66,13 +66,26 @@ DRAW_CONFIGS: dict[str, DrawConfig] = {
     "mnist_two_digits": DrawConfig(height=60, width=60, read_size=12, write_size=12),
     # Table 3, "SVHN Model": 54×54 patches, 32 glimpses, 800 units, 100 latents, 12×12 / 12×12.
     "svhn": DrawConfig(
-        height=54, width=54, channels=3, steps=32, encoder_size=800, decoder_size=800,
-        read_size=12, write_size=12,
+        height=54,
+        width=54,
+        channels=3,
+        steps=32,
+        encoder_size=800,
+        decoder_size=800,
+        read_size=12,
+        write_size=12,
     ),
     # Table 3, "CIFAR Model": 32×32, 64 glimpses, 400 units, 200 latents, 5×5 / 5×5.
     "cifar": DrawConfig(
-        height=32, width=32, channels=3, steps=64, encoder_size=400, decoder_size=400,
-        z_size=200, read_size=5, write_size=5,
+        height=32,
+        width=32,
+        channels=3,
+        steps=64,
+        encoder_size=400,
+        decoder_size=400,
+        z_size=200,
+        read_size=5,
+        write_size=5,
     ),
     # Not from the paper: a small network that trains in about a minute on 2 CPU cores.
     "small": DrawConfig(steps=16, encoder_size=128, decoder_size=128, z_size=16),

@@ -139,7 +139,10 @@ class SVITrainer:
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
         self.metrics_path = self.out_dir / "metrics.jsonl"
         self.extra, self.validate, self.device, self.progress = (
-            checkpoint_extra, validate, torch.device(device), progress,
+            checkpoint_extra,
+            validate,
+            torch.device(device),
+            progress,
         )
         self.params = _parameters(model, guide)
         self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
@@ -220,7 +223,10 @@ class SVITrainer:
         self.model.train()
         self.guide.train()
         bar = tqdm(
-            total=cfg.steps, initial=self.state.step, disable=not self.progress, unit="step",
+            total=cfg.steps,
+            initial=self.state.step,
+            disable=not self.progress,
+            unit="step",
             dynamic_ncols=True,
         )
         running, start = math.nan, time.perf_counter()
@@ -233,14 +239,22 @@ class SVITrainer:
                 bar.set_postfix(loss=f"{loss:.2f}", elbo=f"{-running:.2f}")
                 step = self.state.step
                 if step % cfg.log_every == 0 or step == cfg.steps:
-                    self._log({"step": step, "loss": loss, "elbo_smoothed": -running,
-                               "seconds": time.perf_counter() - start})
-                if self.validate is not None and (step % cfg.validate_every == 0
-                                                  or step == cfg.steps):
+                    self._log(
+                        {
+                            "step": step,
+                            "loss": loss,
+                            "elbo_smoothed": -running,
+                            "seconds": time.perf_counter() - start,
+                        }
+                    )
+                if self.validate is not None and (
+                    step % cfg.validate_every == 0 or step == cfg.steps
+                ):
                     metrics = self._validate()
                     self._log({"step": step, **metrics})
-                    bar.write(f"step {step}: " + ", ".join(f"{k} {v:.3f}"
-                                                          for k, v in metrics.items()))
+                    bar.write(
+                        f"step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
+                    )
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     self.save()
         finally:
@@ -261,13 +275,20 @@ class SVITrainer:
 
 
 def mean_elbo(
-    model: nn.Module, guide: nn.Module, images: Tensor, *, batch_size: int = 500,
-    elbo: str = "meanfield", device: str | torch.device = "cpu",
+    model: nn.Module,
+    guide: nn.Module,
+    images: Tensor,
+    *,
+    batch_size: int = 500,
+    elbo: str = "meanfield",
+    device: str | torch.device = "cpu",
 ) -> float:
     """The ELBO per example (nats) of ``images``, one sample of ``z`` per image."""
     objective = ELBOS[elbo]()
     total = 0.0
     with torch.no_grad():
         for chunk in images.split(batch_size):
-            total -= objective.differentiable_loss(model.model, guide.guide, chunk.to(device)).item()
+            total -= objective.differentiable_loss(
+                model.model, guide.guide, chunk.to(device)
+            ).item()
     return total / len(images)

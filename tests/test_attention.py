@@ -85,10 +85,12 @@ def test_intensity_scales_read_and_inverts_on_write():
     image = torch.rand(1, 1, side, side, dtype=torch.float64)
     patch = torch.rand(1, 1, 4, 4, dtype=torch.float64)
     ones = torch.ones(1, dtype=torch.float64)
-    torch.testing.assert_close(read_patch(image, f_x, f_y, p.gamma),
-                               2.5 * read_patch(image, f_x, f_y, ones))
-    torch.testing.assert_close(write_patch(patch, f_x, f_y, p.gamma),
-                               write_patch(patch, f_x, f_y, ones) / 2.5)
+    torch.testing.assert_close(
+        read_patch(image, f_x, f_y, p.gamma), 2.5 * read_patch(image, f_x, f_y, ones)
+    )
+    torch.testing.assert_close(
+        write_patch(patch, f_x, f_y, p.gamma), write_patch(patch, f_x, f_y, ones) / 2.5
+    )
 
 
 @pytest.mark.parametrize("channels,height,width", [(1, 28, 28), (3, 32, 32), (3, 20, 31)])
@@ -113,8 +115,9 @@ def test_colour_channels_share_the_same_filters():
     f_x, f_y = filterbanks(params, 12, 12, 3)
     full = read_patch(x, f_x, f_y, params.gamma)
     for ch in range(3):
-        torch.testing.assert_close(full[:, ch : ch + 1],
-                                   read_patch(x[:, ch : ch + 1], f_x, f_y, params.gamma))
+        torch.testing.assert_close(
+            full[:, ch : ch + 1], read_patch(x[:, ch : ch + 1], f_x, f_y, params.gamma)
+        )
 
 
 def test_gradcheck_read_and_write_wrt_attention_parameters():

@@ -11,8 +11,16 @@ from benchmarks.draw_step import plain_draw_loss
 from generative.draw import DRAW_CONFIGS, DrawConfig, DrawModel, draw_config
 from guides.draw import DrawGuide
 
-TINY = DrawConfig(height=12, width=10, steps=4, encoder_size=16, decoder_size=16, z_size=3,
-                  read_size=2, write_size=3)
+TINY = DrawConfig(
+    height=12,
+    width=10,
+    steps=4,
+    encoder_size=16,
+    decoder_size=16,
+    z_size=3,
+    read_size=2,
+    write_size=3,
+)
 
 
 def _pair(config=TINY, seed=0):
@@ -35,10 +43,20 @@ def _data(config=TINY, batch=5, seed=1):
 def test_table3_configurations():
     mnist = DRAW_CONFIGS["mnist"]
     assert (mnist.steps, mnist.decoder_size, mnist.z_size, mnist.read_size, mnist.write_size) == (
-        64, 256, 100, 2, 5)
+        64,
+        256,
+        100,
+        2,
+        5,
+    )
     svhn = DRAW_CONFIGS["svhn"]
     assert (svhn.steps, svhn.decoder_size, svhn.z_size, svhn.read_size, svhn.channels) == (
-        32, 800, 100, 12, 3)
+        32,
+        800,
+        100,
+        12,
+        3,
+    )
     cifar = DRAW_CONFIGS["cifar"]
     assert (cifar.steps, cifar.decoder_size, cifar.z_size, cifar.write_size) == (64, 400, 200, 5)
     assert DRAW_CONFIGS["mnist_no_attention"].read_size is None
@@ -52,9 +70,13 @@ def test_every_latent_is_a_named_site_in_model_and_guide():
     guide_trace = poutine.trace(guide.guide).get_trace(x)
     model_trace = poutine.trace(poutine.replay(model.model, trace=guide_trace)).get_trace(x)
     latents = [f"z_{t}" for t in range(TINY.steps)]
+
     def samples(trace):
-        return {n: s for n, s in trace.nodes.items()
-                if s["type"] == "sample" and not site_is_subsample(s)}
+        return {
+            n: s
+            for n, s in trace.nodes.items()
+            if s["type"] == "sample" and not site_is_subsample(s)
+        }
 
     assert list(samples(guide_trace)) == latents
     model_sites = samples(model_trace)
@@ -126,9 +148,23 @@ def test_memo_recorded_without_grad_is_not_used_with_grad():
         assert model.memo.lookup(0, z0, model.param_versions()) is not None
 
 
-@pytest.mark.parametrize("config", [TINY, DrawConfig(height=9, width=9, channels=3, steps=3,
-                                                     encoder_size=8, decoder_size=8, z_size=2,
-                                                     read_size=None, write_size=None)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY,
+        DrawConfig(
+            height=9,
+            width=9,
+            channels=3,
+            steps=3,
+            encoder_size=8,
+            decoder_size=8,
+            z_size=2,
+            read_size=None,
+            write_size=None,
+        ),
+    ],
+)
 def test_generation_records_canvases_and_write_windows(config):
     model, _ = _pair(config)
     out = model.generate(4)

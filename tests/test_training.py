@@ -8,8 +8,16 @@ from guides.draw import DrawGuide
 from inference.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from inference.trainer import ImageBatches, NonFiniteLossError, SVITrainer, TrainConfig
 
-TINY = DrawConfig(height=10, width=10, steps=3, encoder_size=12, decoder_size=12, z_size=2,
-                  read_size=2, write_size=3)
+TINY = DrawConfig(
+    height=10,
+    width=10,
+    steps=3,
+    encoder_size=12,
+    decoder_size=12,
+    z_size=2,
+    read_size=2,
+    write_size=3,
+)
 
 
 def _images(n=40, seed=0):
@@ -21,16 +29,33 @@ def _trainer(tmp_path, steps, *, init_seed=0, checkpoint_every=3, validate=None)
     model = DrawModel(TINY)
     guide = DrawGuide(model)
     batches = ImageBatches(_images(), 8, seed=1, dynamic_binarization=True)
-    config = TrainConfig(steps=steps, batch_size=8, lr=1e-2, seed=2, log_every=1,
-                         validate_every=2, checkpoint_every=checkpoint_every)
+    config = TrainConfig(
+        steps=steps,
+        batch_size=8,
+        lr=1e-2,
+        seed=2,
+        log_every=1,
+        validate_every=2,
+        checkpoint_every=checkpoint_every,
+    )
     extra = {"model": "draw", "model_config": TINY.to_dict()}
-    return SVITrainer(model, guide, batches, config, out_dir=tmp_path, checkpoint_extra=extra,
-                      validate=validate, progress=False)
+    return SVITrainer(
+        model,
+        guide,
+        batches,
+        config,
+        out_dir=tmp_path,
+        checkpoint_extra=extra,
+        validate=validate,
+        progress=False,
+    )
 
 
 def _state(trainer):
-    return {**{f"m.{k}": v for k, v in trainer.model.state_dict().items()},
-            **{f"g.{k}": v for k, v in trainer.guide.state_dict().items()}}
+    return {
+        **{f"m.{k}": v for k, v in trainer.model.state_dict().items()},
+        **{f"g.{k}": v for k, v in trainer.guide.state_dict().items()},
+    }
 
 
 def test_batches_are_a_deterministic_function_of_the_step():
@@ -99,15 +124,16 @@ def test_checkpoint_errors_are_specific(tmp_path):
     torch.save({"weights": torch.zeros(2)}, foreign)
     with pytest.raises(CheckpointError, match="not a pyro-draw checkpoint"):
         load_checkpoint(foreign)
-    good = save_checkpoint({"model": "draw", "model_config": {}, "model_state": {},
-                            "guide_state": {}, "step": 0}, tmp_path / "good.pt")
+    good = save_checkpoint(
+        {"model": "draw", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
+        tmp_path / "good.pt",
+    )
     with pytest.raises(CheckpointError, match="holds a 'draw' model, expected 'ram'"):
         load_checkpoint(good, expected_model="ram")
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
-    payload = {"model": "draw", "model_config": {}, "model_state": {}, "guide_state": {},
-               "step": 1}
+    payload = {"model": "draw", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 1}
     path = save_checkpoint(payload, tmp_path / "ckpt.pt")
     before = path.read_bytes()
 
