@@ -91,9 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
         "images_per_second": {k: args.batch_size / v for k, v in med.items()},
         "ratio_pyro_over_plain": med["pyro"] / med["plain"],
     }
+    ips = result["images_per_second"]
     print(
-        f"DRAW[{args.config}] batch {args.batch_size}: pyro {result['images_per_second']['pyro']:.0f}"
-        f" img/s, plain {result['images_per_second']['plain']:.0f} img/s,"
+        f"DRAW[{args.config}] batch {args.batch_size}: pyro {ips['pyro']:.0f} img/s,"
+        f" plain {ips['plain']:.0f} img/s,"
         f" ratio pyro/plain = {result['ratio_pyro_over_plain']:.3f} (target <= 1.10)"
     )
     if args.json:

@@ -1,0 +1,117 @@
+"""Training task: data → model/guide → SVI → checkpoint, then test ELBO/IWAE and pictures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from inference.checkpoint import load_checkpoint
+from inference.trainer import ImageBatches, SVITrainer, TrainConfig, mean_elbo
+from tasks.data import ImageData, load_images
+from tasks.evaluate import evaluate_log_likelihood, format_summary, write_json
+from tasks.models import build_model, model_config
+from tasks.sample import write_pictures
+
+
+@dataclass
+class TrainJob:
+    model: str = "draw"
+    config: str = "small"
+    dataset: str = "glyphs"
+    out: str = "runs/quickstart"
+    data_dir: str | None = None
+    download: bool = False
+    num_train: int | None = None
+    num_valid: int = 1000
+    resume: str | None = None
+    device: str = "cpu"
+    iwae_samples: int = 50
+    eval_examples: int = 500
+    pictures: bool = True
+    progress: bool = True
+
+
+def evaluation_subset(data: ImageData, num_examples: int | None, seed: int) -> torch.Tensor:
+    """A fixed random subset (the canonical binarized-MNIST test split is sorted by class)."""
+    n = len(data.images)
+    if num_examples is None or num_examples >= n:
+        return data.images
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return data.images[perm[:num_examples].sort().values]
+
+
+def run_training(job: TrainJob, train_config: TrainConfig) -> dict:
+    """Train (or resume) a model; returns the final evaluation dict (also in ``eval.json``)."""
+    out = Path(job.out)
+    load = dict(data_dir=job.data_dir, download=job.download, seed=train_config.seed)
+    train = load_images(job.dataset, "train", num_examples=job.num_train, **load)
+    valid = load_images(job.dataset, "valid", num_examples=job.num_valid, **load)
+    shape = tuple(train.images.shape[1:])
+    if job.resume:
+        config = load_checkpoint(job.resume, expected_model=job.model)["model_config"]
+    else:
+        config = model_config(job.model, job.config, shape)
+    model, guide = build_model(job.model, config)
+    model.to(job.device)
+    guide.to(job.device)
+    batches = ImageBatches(
+        train.images,
+        train_config.batch_size,
+        seed=train_config.seed,
+        dynamic_binarization=train.binarization == "dynamic",
+    )
+    valid_x = valid.images.to(job.device)
+
+    def validate() -> dict[str, float]:
+        return {"valid_elbo": mean_elbo(model, guide, valid_x, device=job.device)}
+
+    extra = {
+        "model": job.model,
+        "model_config": config,
+        "config_name": job.config,
+        "data": {"dataset": job.dataset, "binarization": train.binarization, "info": train.info},
+    }
+    trainer = SVITrainer(
+        model,
+        guide,
+        batches,
+        train_config,
+        out_dir=out,
+        checkpoint_extra=extra,
+        validate=validate,
+        device=job.device,
+        progress=job.progress,
+    )
+    if job.resume:
+        trainer.resume(job.resume)
+    trainer.fit()
+    print(f"checkpoint: {trainer.checkpoint_path}")
+
+    model.eval()
+    guide.eval()
+    test = load_images(job.dataset, "test", **load)
+    images = evaluation_subset(test, job.eval_examples, seed=train_config.seed)
+    result = evaluate_log_likelihood(
+        model.model,
+        guide.guide,
+        images,
+        num_particles=job.iwae_samples,
+        device=job.device,
+        progress=job.progress,
+        seed=train_config.seed,
+    )
+    result.update(
+        dataset=job.dataset,
+        split="test",
+        binarization=test.binarization,
+        checkpoint=str(trainer.checkpoint_path),
+        step=trainer.state.step,
+    )
+    write_json(result, out / "eval.json")
+    print(format_summary(result))
+    if job.pictures:
+        for path in write_pictures(model, out, reference=train.images, seed=train_config.seed):
+            print(f"wrote {path}")
+    return result
