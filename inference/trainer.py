@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -95,6 +96,7 @@ class TrainConfig:
     validate_every: int = 500
     checkpoint_every: int = 500
     pyro_validation: bool = False  # Pyro's argument checks roughly double per-site overhead
+    max_seconds: float | None = None  # stop early (with a checkpoint) after this wall time
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -228,6 +230,7 @@ class SVITrainer:
             disable=not self.progress,
             unit="step",
             dynamic_ncols=True,
+            mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep CI logs short
         )
         running, start = math.nan, time.perf_counter()
         try:
@@ -236,7 +239,7 @@ class SVITrainer:
                 self.state.step += 1
                 running = loss if math.isnan(running) else 0.95 * running + 0.05 * loss
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.2f}", elbo=f"{-running:.2f}")
+                bar.set_postfix(loss=f"{loss:.2f}", elbo=f"{-running:.2f}", refresh=False)
                 step = self.state.step
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     self._log(
@@ -255,8 +258,14 @@ class SVITrainer:
                     bar.write(
                         f"step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
                     )
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                out_of_time = (
+                    cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds
+                )
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
                     self.save()
+                if out_of_time:
+                    bar.write(f"time budget of {cfg.max_seconds:.0f} s reached at step {step}")
+                    break
         finally:
             bar.close()
         return self.state
