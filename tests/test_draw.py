@@ -202,3 +202,18 @@ def test_a_tiny_batch_overfits(name):
         losses.append(loss.item())
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     assert last < 0.6 * first, (first, last)
+
+
+def test_works_with_pyro_svi_and_its_param_store():
+    pyro.clear_param_store()
+    pyro.enable_validation(False)
+    model, guide = _pair()
+    x = _data(batch=6)
+    svi = pyro.infer.SVI(model.model, guide.guide, pyro.optim.Adam({"lr": 1e-2}),
+                         TraceMeanField_ELBO())
+    losses = [svi.step(x) for _ in range(30)]
+    assert losses[-1] < losses[0]
+    names = set(pyro.get_param_store().keys())
+    assert any(n.startswith("draw_model$$$") for n in names)
+    assert any(n.startswith("draw_guide$$$") for n in names)
+    assert not any(n.startswith("draw_guide$$$draw_model") for n in names)
