@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,8 +37,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--iwae-samples", type=int, default=200)
-    parser.add_argument("--eval-examples", type=int, default=1000,
-                        help="test images for IWAE (fixed random subset; 10000 = all)")
+    parser.add_argument(
+        "--eval-examples",
+        type=int,
+        default=1000,
+        help="test images for IWAE (fixed random subset; 10000 = all)",
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--out", default=None)
@@ -48,12 +53,27 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/draw_{args.config}")
-    config = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                         validate_every=500, checkpoint_every=500, log_every=50,
-                         max_seconds=args.minutes * 60)
-    job = TrainJob(model="draw", config=args.config, dataset="binarized_mnist", out=str(out),
-                   data_dir=args.data_dir, resume=args.resume, device=args.device,
-                   iwae_samples=2, eval_examples=100, progress=True)
+    config = TrainConfig(
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        validate_every=500,
+        checkpoint_every=500,
+        log_every=50,
+        max_seconds=args.minutes * 60,
+    )
+    job = TrainJob(
+        model="draw",
+        config=args.config,
+        dataset="binarized_mnist",
+        out=str(out),
+        data_dir=args.data_dir,
+        resume=args.resume,
+        device=args.device,
+        iwae_samples=2,
+        eval_examples=100,
+        progress=True,
+    )
     start = time.perf_counter()
     run_training(job, config)  # also writes pictures and a quick K=2 check
     train_seconds = time.perf_counter() - start
@@ -61,20 +81,31 @@ def main(argv: list[str] | None = None) -> dict:
     model, guide, ckpt = load_trained(out / "checkpoint.pt", device=args.device)
     test = load_images("binarized_mnist", "test", data_dir=args.data_dir)
     images = evaluation_subset(test, args.eval_examples, seed=0)
-    result = evaluate_log_likelihood(model.model, guide.guide, images,
-                                     num_particles=args.iwae_samples, device=args.device)
+    result = evaluate_log_likelihood(
+        model.model, guide.guide, images, num_particles=args.iwae_samples, device=args.device
+    )
     result.update(
-        experiment=f"DRAW binarized MNIST ({args.config})", config=args.config,
-        model_config=ckpt["model_config"], dataset="binarized_mnist", split="test",
-        binarization=test.binarization, steps=ckpt["step"],
-        epochs=ckpt["step"] * args.batch_size / 50_000, train_minutes=train_seconds / 60,
-        threads=torch.get_num_threads(), paper_nll_upper_bound=PAPER_NLL[args.config],
+        experiment=f"DRAW binarized MNIST ({args.config})",
+        config=args.config,
+        model_config=ckpt["model_config"],
+        dataset="binarized_mnist",
+        split="test",
+        binarization=test.binarization,
+        steps=ckpt["step"],
+        epochs=ckpt["step"] * args.batch_size / 50_000,
+        train_minutes=train_seconds / 60,
+        threads=torch.get_num_threads(),
+        paper_nll_upper_bound=PAPER_NLL[args.config],
         command="python examples/draw_mnist.py " + " ".join(sys.argv[1:] if argv is None else argv),
     )
     results = Path(args.results)
     summary = {k: v for k, v in result.items() if k != "per_example"}
     write_json(summary, results / f"draw_mnist_{args.config}.json")
     write_json(result, out / "eval_iwae.json")
+    figures = results.parent / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    for name in ("generation", "nearest"):
+        shutil.copy(out / f"{name}.png", figures / f"draw_mnist_{args.config}_{name}.png")
     print(format_summary(result))
     print(json.dumps({k: summary[k] for k in ("nll", "elbo", "steps", "epochs")}, indent=1))
     return result
