@@ -22,9 +22,9 @@ import torch
 
 from inference.trainer import TrainConfig
 from tasks.data import load_images
-from tasks.evaluate import evaluate_log_likelihood, format_summary, write_json
+from tasks.evaluate import evaluate_split, format_summary, write_json
 from tasks.models import load_trained
-from tasks.train import TrainJob, evaluation_subset, run_training
+from tasks.train import TrainJob, run_training
 
 PAPER_NLL = {"mnist": 80.97, "mnist_no_attention": 87.40}
 
@@ -80,9 +80,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     model, guide, ckpt = load_trained(out / "checkpoint.pt", device=args.device)
     test = load_images("binarized_mnist", "test", data_dir=args.data_dir)
-    images = evaluation_subset(test, args.eval_examples, seed=0)
-    result = evaluate_log_likelihood(
-        model.model, guide.guide, images, num_particles=args.iwae_samples, device=args.device
+    result = evaluate_split(
+        model.model,
+        guide.guide,
+        test,
+        num_examples=args.eval_examples,
+        num_particles=args.iwae_samples,
+        device=args.device,
     )
     result.update(
         experiment=f"DRAW binarized MNIST ({args.config})",

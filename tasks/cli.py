@@ -172,33 +172,26 @@ def _evaluate(args: argparse.Namespace) -> None:
     import pyro
 
     from tasks.data import load_images
-    from tasks.evaluate import evaluate_log_likelihood, format_summary, write_json
+    from tasks.evaluate import evaluate_split, format_summary, write_json
     from tasks.models import load_trained
-    from tasks.train import evaluation_subset
 
     pyro.enable_validation(False)
     model, guide, ckpt = load_trained(args.checkpoint, device=args.device)
     dataset = args.dataset or ckpt["data"]["dataset"]
     data = load_images(dataset, args.split, data_dir=args.data_dir, download=args.download)
-    images = evaluation_subset(data, args.num_examples, seed=args.seed)
-    result = evaluate_log_likelihood(
+    result = evaluate_split(
         model.model,
         guide.guide,
-        images,
+        data,
+        num_examples=args.num_examples,
+        seed=args.seed,
         num_particles=args.iwae_samples,
         batch_size=args.batch_size,
         chunk_size=args.chunk_size,
         device=args.device,
         progress=not args.no_progress,
-        seed=args.seed,
     )
-    result.update(
-        dataset=dataset,
-        split=args.split,
-        binarization=data.binarization,
-        checkpoint=str(args.checkpoint),
-        step=ckpt["step"],
-    )
+    result.update(checkpoint=str(args.checkpoint), step=ckpt["step"])
     path = (
         Path(args.json)
         if args.json

@@ -30,8 +30,15 @@ from inference.iwae import (
     iwae_bound,
     pareto_k,
 )
+from tasks.data import ImageData
 
-__all__ = ["evaluate_log_likelihood", "write_json", "format_summary"]
+__all__ = [
+    "evaluate_log_likelihood",
+    "evaluate_split",
+    "evaluation_subset",
+    "format_summary",
+    "write_json",
+]
 
 PARETO_K_THRESHOLD = 0.7
 
@@ -149,6 +156,33 @@ def evaluate_log_likelihood(
             "pareto_k": k_all.tolist(),
         },
     }
+
+
+def evaluation_subset(data: ImageData, num_examples: int | None, seed: int = 0) -> Tensor:
+    """A fixed random subset of ``data.images`` in their original order (the canonical
+    binarized-MNIST test split is sorted by class, so its first N images are not a sample)."""
+    n = len(data.images)
+    if num_examples is None or num_examples >= n:
+        return data.images
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return data.images[perm[:num_examples].sort().values]
+
+
+def evaluate_split(
+    model: Callable,
+    guide: Callable,
+    data: ImageData,
+    *,
+    num_examples: int | None = None,
+    seed: int = 0,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """:func:`evaluate_log_likelihood` on a fixed subset of a loaded split, with the dataset,
+    split and binarisation recorded in the result."""
+    images = evaluation_subset(data, num_examples, seed=seed)
+    result = evaluate_log_likelihood(model, guide, images, seed=seed, **kwargs)
+    result.update(dataset=data.name, split=data.split, binarization=data.binarization)
+    return result
 
 
 def _json_safe(value: Any) -> Any:

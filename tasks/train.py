@@ -5,12 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from inference.checkpoint import load_checkpoint
 from inference.trainer import ImageBatches, SVITrainer, TrainConfig, mean_elbo
-from tasks.data import ImageData, load_images
-from tasks.evaluate import evaluate_log_likelihood, format_summary, write_json
+from tasks.data import load_images
+from tasks.evaluate import evaluate_split, format_summary, write_json
 from tasks.models import build_model, model_config
 from tasks.sample import write_pictures
 
@@ -31,15 +29,6 @@ class TrainJob:
     eval_examples: int = 500
     pictures: bool = True
     progress: bool = True
-
-
-def evaluation_subset(data: ImageData, num_examples: int | None, seed: int) -> torch.Tensor:
-    """A fixed random subset (the canonical binarized-MNIST test split is sorted by class)."""
-    n = len(data.images)
-    if num_examples is None or num_examples >= n:
-        return data.images
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    return data.images[perm[:num_examples].sort().values]
 
 
 def run_training(job: TrainJob, train_config: TrainConfig) -> dict:
@@ -92,23 +81,17 @@ def run_training(job: TrainJob, train_config: TrainConfig) -> dict:
     model.eval()
     guide.eval()
     test = load_images(job.dataset, "test", **load)
-    images = evaluation_subset(test, job.eval_examples, seed=train_config.seed)
-    result = evaluate_log_likelihood(
+    result = evaluate_split(
         model.model,
         guide.guide,
-        images,
+        test,
+        num_examples=job.eval_examples,
+        seed=train_config.seed,
         num_particles=job.iwae_samples,
         device=job.device,
         progress=job.progress,
-        seed=train_config.seed,
     )
-    result.update(
-        dataset=job.dataset,
-        split="test",
-        binarization=test.binarization,
-        checkpoint=str(trainer.checkpoint_path),
-        step=trainer.state.step,
-    )
+    result.update(checkpoint=str(trainer.checkpoint_path), step=trainer.state.step)
     write_json(result, out / "eval.json")
     print(format_summary(result))
     if job.pictures:
