@@ -23,60 +23,145 @@ def test_help_explains_every_subcommand(command, capsys):
 def test_train_evaluate_sample_resume(tmp_path, capsys):
     out = tmp_path / "run"
     common = ["--num-train", "200", "--batch-size", "20", "--no-progress"]
-    code = main(["train", "--steps", "4", "--out", str(out), "--iwae-samples", "3",
-                 "--eval-examples", "10", "--validate-every", "2", "--checkpoint-every", "2",
-                 *common])
+    code = main(
+        [
+            "train",
+            "--steps",
+            "4",
+            "--out",
+            str(out),
+            "--iwae-samples",
+            "3",
+            "--eval-examples",
+            "10",
+            "--validate-every",
+            "2",
+            "--checkpoint-every",
+            "2",
+            *common,
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "log p(x)" in printed and "ELBO" in printed
-    for name in ["checkpoint.pt", "metrics.jsonl", "eval.json", "generation.png", "samples.png",
-                 "nearest.png"]:
+    for name in [
+        "checkpoint.pt",
+        "metrics.jsonl",
+        "eval.json",
+        "generation.png",
+        "samples.png",
+        "nearest.png",
+    ]:
         assert (out / name).is_file(), name
     first = json.loads((out / "eval.json").read_text())
     assert first["num_examples"] == 10 and first["iwae_samples"] == 3
     assert first["log_likelihood"] < 0
 
     # resume to 6 steps from the step-4 checkpoint
-    code = main(["train", "--steps", "6", "--out", str(out), "--resume",
-                 str(out / "checkpoint.pt"), "--iwae-samples", "2", "--eval-examples", "5",
-                 "--no-pictures", *common])
+    code = main(
+        [
+            "train",
+            "--steps",
+            "6",
+            "--out",
+            str(out),
+            "--resume",
+            str(out / "checkpoint.pt"),
+            "--iwae-samples",
+            "2",
+            "--eval-examples",
+            "5",
+            "--no-pictures",
+            *common,
+        ]
+    )
     assert code == 0
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 6
 
     report = tmp_path / "eval.json"
-    code = main(["evaluate", str(out / "checkpoint.pt"), "--iwae-samples", "4",
-                 "--num-examples", "8", "--json", str(report), "--no-progress"])
+    code = main(
+        [
+            "evaluate",
+            str(out / "checkpoint.pt"),
+            "--iwae-samples",
+            "4",
+            "--num-examples",
+            "8",
+            "--json",
+            str(report),
+            "--no-progress",
+        ]
+    )
     assert code == 0
     result = json.loads(report.read_text())
     assert result["dataset"] == "glyphs" and result["num_examples"] == 8
     assert result["log_likelihood"] >= result["elbo"] - 1e-6
 
     pictures = tmp_path / "pictures"
-    code = main(["sample", str(out / "checkpoint.pt"), "--out", str(pictures),
-                 "--num-samples", "6", "--num-sequences", "2", "--no-nearest"])
+    code = main(
+        [
+            "sample",
+            str(out / "checkpoint.pt"),
+            "--out",
+            str(pictures),
+            "--num-samples",
+            "6",
+            "--num-sequences",
+            "2",
+            "--no-nearest",
+        ]
+    )
     assert code == 0
     assert (pictures / "generation.png").is_file() and (pictures / "samples.png").is_file()
 
 
 def test_checkpoint_of_an_unknown_model_gives_a_clear_error(tmp_path, capsys):
-    path = save_checkpoint({"model": "ram", "model_config": {}, "model_state": {},
-                            "guide_state": {}, "step": 0}, tmp_path / "ram.pt")
+    path = save_checkpoint(
+        {"model": "ram", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
+        tmp_path / "ram.pt",
+    )
     assert main(["evaluate", str(path), "--no-progress"]) == 1
     assert "unknown model 'ram'" in capsys.readouterr().err
 
 
 def test_resuming_a_checkpoint_of_another_model_is_refused(tmp_path, capsys):
-    path = save_checkpoint({"model": "ram", "model_config": {}, "model_state": {},
-                            "guide_state": {}, "step": 0}, tmp_path / "ram.pt")
-    code = main(["train", "--steps", "1", "--out", str(tmp_path / "o"), "--resume", str(path),
-                 "--num-train", "100", "--no-progress"])
+    path = save_checkpoint(
+        {"model": "ram", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
+        tmp_path / "ram.pt",
+    )
+    code = main(
+        [
+            "train",
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+            "--resume",
+            str(path),
+            "--num-train",
+            "100",
+            "--no-progress",
+        ]
+    )
     assert code == 1
     assert "holds a 'ram' model, expected 'draw'" in capsys.readouterr().err
 
 
 def test_missing_data_file_gives_a_clear_error(tmp_path, capsys):
-    code = main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path), "--steps", "1",
-                 "--out", str(tmp_path / "o"), "--no-progress"])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path),
+            "--steps",
+            "1",
+            "--out",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert "train-images-idx3-ubyte.gz" in err and "--download" in err
