@@ -112,9 +112,11 @@ class DecoderState(NamedTuple):
 class DecoderMemo:
     """Decoder states computed by the guide, reusable by the model on the same ``z`` tensors.
 
-    An entry for step ``t`` is valid only if steps ``0 … t−1`` also hit (the state depends on the
-    whole prefix), the ``z`` tensor is the same object, the decoder's parameters have not been
-    modified in place since (``Tensor._version``), and gradients were recorded if they are needed.
+    Step ``t`` hits only if steps ``0 … t−1`` also hit (the state depends on the whole prefix),
+    the ``z`` tensor is the same object, the decoder's parameters have not been modified in place
+    since (``Tensor._version``), and gradients were recorded if they are needed. With gradients
+    every state is kept (autograd keeps them alive anyway); without (IWAE, validation) only the
+    latest one, so memory does not grow with ``T``.
     """
 
     def __init__(self) -> None:
@@ -122,7 +124,7 @@ class DecoderMemo:
 
     def clear(self) -> None:
         self._zs: list[Tensor] = []
-        self._states: list[DecoderState] = []
+        self._states: dict[int, DecoderState] = {}
         self._versions: tuple[int, ...] = ()
         self._grad = False
 
@@ -131,15 +133,20 @@ class DecoderMemo:
         self._versions, self._grad = versions, torch.is_grad_enabled()
 
     def record(self, z: Tensor, state: DecoderState) -> None:
+        if not self._grad:
+            self._states.clear()
+        self._states[len(self._zs)] = state
         self._zs.append(z)
-        self._states.append(state)
 
-    def lookup(self, t: int, z: Tensor, versions: tuple[int, ...]) -> DecoderState | None:
+    def hits(self, t: int, z: Tensor, versions: tuple[int, ...]) -> bool:
+        """Whether the guide's step ``t`` used this very ``z`` under the same parameters."""
         if t >= len(self._zs) or self._zs[t] is not z or versions != self._versions:
-            return None
-        if torch.is_grad_enabled() and not self._grad:
-            return None
-        return self._states[t]
+            return False
+        return self._grad or not torch.is_grad_enabled()
+
+    def state(self, t: int) -> DecoderState | None:
+        """The recorded state after step ``t``, if it was kept."""
+        return self._states.get(t)
 
 
 class DrawModel(nn.Module):
@@ -175,6 +182,12 @@ class DrawModel(nn.Module):
         delta, window = self.writer(h)
         return DecoderState(h, cell, state.canvas + delta, window)
 
+    def decode(self, state: DecoderState, zs: list[Tensor]) -> DecoderState:
+        """Run :meth:`step` over a sequence of latents."""
+        for z in zs:
+            state = self.step(state, z)
+        return state
+
     def prior(self, batch_size: int) -> dist.Distribution:
         """Eq. 13: ``P(Z_t) = N(0, I)``."""
         zero = self._zero.expand(batch_size, self.config.z_size)
@@ -198,19 +211,26 @@ class DrawModel(nn.Module):
         batch_size = x.shape[0] if x is not None else batch_size
         if batch_size is None:
             raise ValueError("DrawModel.model needs x or batch_size")
+        steps = self.config.steps
         state = self.initial_state(batch_size)
         versions = self.param_versions()
-        reuse = True
+        reuse, zs = not record, []
         with pyro.plate("data", batch_size):
-            for t in pyro.markov(range(self.config.steps)):
+            for t in pyro.markov(range(steps)):
                 z = pyro.sample(f"z_{t}", self.prior(batch_size))
-                cached = self.memo.lookup(t, z, versions) if reuse else None
-                reuse = cached is not None
-                state = cached if reuse else self.step(state, z)
+                zs.append(z)
+                if reuse and self.memo.hits(t, z, versions):
+                    continue
+                if reuse and t > 0:  # first miss after hits: the state of the shared prefix
+                    state = self.memo.state(t - 1) or self.decode(state, zs[:-1])
+                reuse = False
+                state = self.step(state, z)
                 if record:
                     pyro.deterministic(f"canvas_{t}", torch.sigmoid(state.canvas), event_dim=3)
                     if state.window is not None:
                         pyro.deterministic(f"write_window_{t}", torch.stack(state.window, -1), 1)
+            if reuse:
+                state = self.memo.state(steps - 1)
             self.memo.clear()
             pyro.sample("x", self.likelihood(state.canvas), obs=x)
         return torch.sigmoid(state.canvas)

@@ -115,7 +115,7 @@ def test_decoder_runs_once_per_step_and_memo_changes_nothing():
     with_memo, grads = loss_and_grads()
     assert len(calls) == TINY.steps  # the replayed model reused the guide's decoder states
     calls.clear()
-    model.memo.lookup = lambda *a: None  # disable the cache
+    model.memo.hits = lambda *a: False  # disable the cache
     without, grads_plain = loss_and_grads()
     assert len(calls) == 2 * TINY.steps
     hook.remove()
@@ -130,11 +130,11 @@ def test_memo_is_not_used_after_parameters_change_or_with_new_values():
     trace = poutine.trace(guide.guide).get_trace(x)
     z0 = trace.nodes["z_0"]["value"]
     versions = model.param_versions()
-    assert model.memo.lookup(0, z0, versions) is not None
-    assert model.memo.lookup(0, z0.clone(), versions) is None  # another tensor
+    assert model.memo.hits(0, z0, versions)
+    assert not model.memo.hits(0, z0.clone(), versions)  # another tensor
     with torch.no_grad():
         model.canvas0.add_(1.0)  # an optimiser step bumps the version counters
-    assert model.memo.lookup(0, z0, model.param_versions()) is None
+    assert not model.memo.hits(0, z0, model.param_versions())
 
 
 def test_memo_recorded_without_grad_is_not_used_with_grad():
@@ -143,9 +143,27 @@ def test_memo_recorded_without_grad_is_not_used_with_grad():
     with torch.no_grad():
         trace = poutine.trace(guide.guide).get_trace(x)
     z0 = trace.nodes["z_0"]["value"]
-    assert model.memo.lookup(0, z0, model.param_versions()) is None
+    assert not model.memo.hits(0, z0, model.param_versions())
     with torch.no_grad():
-        assert model.memo.lookup(0, z0, model.param_versions()) is not None
+        assert model.memo.hits(0, z0, model.param_versions())
+    assert len(model.memo._states) == 1  # without gradients only the latest state is kept
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_partial_memo_hit_rebuilds_the_prefix_state(grad):
+    # The model replays the guide's z for the first steps only (e.g. conditioning later steps):
+    # its log-likelihood must equal the one computed without the memo.
+    model, guide = _pair()
+    x = _data()
+    with torch.set_grad_enabled(grad):
+        trace = poutine.trace(guide.guide).get_trace(x)
+        values = {f"z_{t}": trace.nodes[f"z_{t}"]["value"] for t in range(2)}
+        values["z_2"] = torch.zeros(5, TINY.z_size)
+        values["z_3"] = torch.ones(5, TINY.z_size)
+        conditioned = poutine.condition(model.model, data=values)
+        with_memo = poutine.trace(conditioned).get_trace(x).log_prob_sum()
+        expected = poutine.trace(conditioned).get_trace(x).log_prob_sum()  # memo cleared
+    torch.testing.assert_close(with_memo, expected)
 
 
 @pytest.mark.parametrize(
