@@ -83,6 +83,19 @@ def binarize(images: Tensor, generator: torch.Generator | None = None) -> Tensor
     return (noise < images).to(images.dtype)
 
 
+def split_binarization(
+    images: Tensor, split: str, binarize_seed: int, info: dict
+) -> tuple[Tensor, str]:
+    """The generated datasets' rule: ``dynamic`` grey images for train; valid/test binarised
+    once with ``binarize_seed`` (``seeded``). Records the rule in ``info``."""
+    if split == "train":
+        info["binarization_note"] = "grey values; sample Bernoulli(x) per batch"
+        return images, "dynamic"
+    info["binarization_seed"] = binarize_seed
+    info["binarization_note"] = f"Bernoulli(grey) sampled once with seed {binarize_seed}"
+    return binarize(images, torch.Generator().manual_seed(binarize_seed)), "seeded"
+
+
 def derive_seed(*parts: object) -> int:
     """Stable 63-bit seed from ``parts`` (independent of ``PYTHONHASHSEED``)."""
     text = ":".join(str(p) for p in parts)

@@ -35,7 +35,7 @@ from torch import Tensor
 
 from generative.bezier import bezier_points, compose_canvas, render_strokes
 
-from . import ImageData, binarize, check_split, derive_seed
+from . import ImageData, check_split, derive_seed, split_binarization
 
 __all__ = [
     "DEFAULT_NUM_EXAMPLES",
@@ -181,15 +181,8 @@ def load_glyphs(
             "frame": FRAME,
         },
     }
-    if split == "train":
-        binarization = "dynamic"
-        info["binarization_note"] = "grey values; sample Bernoulli(x) per batch"
-    else:
-        binarization = "seeded"
-        bin_seed = derive_seed("glyphs", seed, split, "binarize")
-        images = binarize(images, torch.Generator().manual_seed(bin_seed))
-        info["binarization_seed"] = bin_seed
-        info["binarization_note"] = f"Bernoulli(grey) sampled once with seed {bin_seed}"
+    bin_seed = derive_seed("glyphs", seed, split, "binarize")
+    images, binarization = split_binarization(images, split, bin_seed, info)
     return ImageData("glyphs", split, images, None, binarization, info, extras=truth)
 
 

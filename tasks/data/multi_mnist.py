@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import DataError, ImageData, binarize, check_split, derive_seed
+from . import DataError, ImageData, check_split, derive_seed, split_binarization
 from .mnist import mnist_split_arrays
 from .paths import DataDir
 
@@ -84,15 +84,8 @@ def load_two_digit_mnist(
             "test": "official t10k",
         }[split],
     }
-    if split == "train":
-        binarization = "dynamic"
-        info["binarization_note"] = "grey values; sample Bernoulli(x) per batch"
-    else:
-        binarization = "seeded"
-        bin_seed = derive_seed("two_digit_mnist", seed, split, "binarize")
-        images = binarize(images, torch.Generator().manual_seed(bin_seed))
-        info["binarization_seed"] = bin_seed
-        info["binarization_note"] = f"Bernoulli(grey) sampled once with seed {bin_seed}"
+    bin_seed = derive_seed("two_digit_mnist", seed, split, "binarize")
+    images, binarization = split_binarization(images, split, bin_seed, info)
     extras = {
         "digit_labels": torch.from_numpy(labels_u8[source.numpy()].astype(np.int64)),
         "positions": positions,
