@@ -97,6 +97,11 @@ class TrainConfig:
     checkpoint_every: int = 500
     pyro_validation: bool = False  # Pyro's argument checks roughly double per-site overhead
     max_seconds: float | None = None  # stop early (with a checkpoint) after this wall time
+    # parameter-name prefix ("model.", "guide.", "objective." + module path) -> learning rate;
+    # the longest matching prefix wins, other parameters use ``lr``
+    lr_groups: dict[str, float] = field(default_factory=dict)
+    lr_decay: float = 1.0  # lr at step t = max(min_lr, lr * lr_decay**t), for every group
+    min_lr: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -108,11 +113,49 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
-def _parameters(model: nn.Module, guide: nn.Module) -> list[nn.Parameter]:
-    seen: dict[int, nn.Parameter] = {}
-    for p in [*model.parameters(), *guide.parameters()]:
-        seen.setdefault(id(p), p)
+Objective = Callable[[nn.Module, nn.Module, tuple[Tensor, ...], int], tuple[Tensor, dict]]
+"""``objective(model, guide, args, step) -> (loss, metrics)``: the differentiable scalar loss
+per example (already averaged over the batch) and float metrics to log and show."""
+
+
+class ELBOObjective:
+    """The default objective: ``−ELBO / B`` of a Pyro ELBO's ``differentiable_loss``."""
+
+    def __init__(self, elbo: pyro.infer.ELBO):
+        self.elbo = elbo
+
+    def __call__(
+        self, model: nn.Module, guide: nn.Module, args: tuple[Tensor, ...], step: int
+    ) -> tuple[Tensor, dict[str, float]]:
+        loss = self.elbo.differentiable_loss(model.model, guide.guide, *args) / args[0].shape[0]
+        return loss, {"elbo": -loss.item()}
+
+
+def _named_parameters(
+    model: nn.Module, guide: nn.Module, objective: object
+) -> list[tuple[str, nn.Parameter]]:
+    """Unique parameters, named ``model.*``, ``guide.*``, ``objective.*`` (first name wins)."""
+    seen: dict[int, tuple[str, nn.Parameter]] = {}
+    parts = [("model", model), ("guide", guide)]
+    if isinstance(objective, nn.Module):
+        parts.append(("objective", objective))
+    for prefix, module in parts:
+        for name, p in module.named_parameters():
+            seen.setdefault(id(p), (f"{prefix}.{name}", p))
     return list(seen.values())
+
+
+def _param_groups(named: list[tuple[str, nn.Parameter]], lr: float, lr_groups: dict[str, float]):
+    """One optimiser group per distinct learning rate (longest matching prefix wins)."""
+    groups: dict[float, list[nn.Parameter]] = {}
+    for name, p in named:
+        matches = [k for k in lr_groups if name.startswith(k)]
+        rate = lr_groups[max(matches, key=len)] if matches else lr
+        groups.setdefault(rate, []).append(p)
+    unused = [k for k in lr_groups if not any(n.startswith(k) for n, _ in named)]
+    if unused:
+        raise ValueError(f"lr_groups prefixes {unused} match no parameter name")
+    return [{"params": ps, "lr": rate, "base_lr": rate} for rate, ps in groups.items()]
 
 
 class SVITrainer:
@@ -135,6 +178,7 @@ class SVITrainer:
         validate: Callable[[], dict[str, float]] | None = None,
         device: str | torch.device = "cpu",
         progress: bool = True,
+        objective: Objective | None = None,
     ):
         self.model, self.guide, self.batches, self.config = model, guide, batches, config
         self.out_dir = Path(out_dir)
@@ -146,11 +190,16 @@ class SVITrainer:
             torch.device(device),
             progress,
         )
-        self.params = _parameters(model, guide)
-        self.optimizer = torch.optim.Adam(self.params, lr=config.lr)
-        if config.elbo not in ELBOS:
-            raise ValueError(f"unknown ELBO {config.elbo!r}; choose one of {sorted(ELBOS)}")
-        self.elbo = ELBOS[config.elbo](num_particles=config.num_particles)
+        if objective is None:
+            if config.elbo not in ELBOS:
+                raise ValueError(f"unknown ELBO {config.elbo!r}; choose one of {sorted(ELBOS)}")
+            objective = ELBOObjective(ELBOS[config.elbo](num_particles=config.num_particles))
+        self.objective = objective
+        if isinstance(objective, nn.Module):
+            objective.to(self.device)
+        named = _named_parameters(model, guide, objective)
+        self.params = [p for _, p in named]
+        self.optimizer = torch.optim.Adam(_param_groups(named, config.lr, config.lr_groups))
         self.state = TrainState()
         torch.manual_seed(config.seed)
         pyro.set_rng_seed(config.seed)
@@ -162,10 +211,16 @@ class SVITrainer:
             "train_config": self.config.to_dict(),
             "model_state": self.model.state_dict(),
             "guide_state": self.guide.state_dict(),
+            **self._objective_state(),
             "optimizer_state": self.optimizer.state_dict(),
             "step": self.state.step,
             "rng_state": torch.get_rng_state(),
         }
+
+    def _objective_state(self) -> dict[str, Any]:
+        if isinstance(self.objective, nn.Module):
+            return {"objective_state": self.objective.state_dict()}
+        return {}
 
     def save(self) -> Path:
         return save_checkpoint(self.checkpoint(), self.checkpoint_path)
@@ -180,6 +235,10 @@ class SVITrainer:
             )
         self.model.load_state_dict(data["model_state"])
         self.guide.load_state_dict(data["guide_state"])
+        if isinstance(self.objective, nn.Module):
+            if "objective_state" not in data:
+                raise ValueError(f"{path}: the checkpoint has no objective state to resume from")
+            self.objective.load_state_dict(data["objective_state"])
         self.optimizer.load_state_dict(data["optimizer_state"])
         self.state.step = int(data["step"])
         torch.set_rng_state(data["rng_state"])
@@ -191,12 +250,20 @@ class SVITrainer:
             fh.write(json.dumps(record) + "\n")
         self.state.history.append(record)
 
-    def train_step(self, args: tuple[Tensor, ...]) -> float:
-        """One optimisation step on the per-example loss; returns that loss (−ELBO / B)."""
+    def _set_learning_rates(self) -> None:
+        cfg = self.config
+        if cfg.lr_decay == 1.0:
+            return
+        factor = cfg.lr_decay**self.state.step
+        for group in self.optimizer.param_groups:
+            group["lr"] = max(cfg.min_lr, group["base_lr"] * factor)
+
+    def train_step(self, args: tuple[Tensor, ...]) -> tuple[float, dict[str, float]]:
+        """One optimisation step on the per-example loss; returns that loss and the metrics."""
         args = tuple(a.to(self.device) for a in args)
-        batch = args[0].shape[0]
+        self._set_learning_rates()
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.elbo.differentiable_loss(self.model.model, self.guide.guide, *args) / batch
+        loss, metrics = self.objective(self.model, self.guide, args, self.state.step)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"step {self.state.step}: the loss is {loss.item()}; training stopped. "
@@ -212,7 +279,7 @@ class SVITrainer:
                     f"stopped. The last good checkpoint ({self.checkpoint_path}) was left intact."
                 )
         self.optimizer.step()
-        return loss.item()
+        return loss.item(), metrics
 
     def fit(self) -> TrainState:
         """Train until ``config.steps``, logging, validating and checkpointing periodically."""
@@ -232,21 +299,28 @@ class SVITrainer:
             dynamic_ncols=True,
             mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep CI logs short
         )
-        running, start = math.nan, time.perf_counter()
+        smooth: dict[str, float] = {}
+        start = time.perf_counter()
         try:
             while self.state.step < cfg.steps:
-                loss = self.train_step(self.batches.batch(self.state.step))
+                loss, metrics = self.train_step(self.batches.batch(self.state.step))
                 self.state.step += 1
-                running = loss if math.isnan(running) else 0.95 * running + 0.05 * loss
+                for key, value in {"loss": loss, **metrics}.items():
+                    old = smooth.get(key, math.nan)
+                    smooth[key] = value if math.isnan(old) else 0.95 * old + 0.05 * value
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.2f}", elbo=f"{-running:.2f}", refresh=False)
+                bar.set_postfix(
+                    {k: f"{v:.3g}" if abs(v) < 1 else f"{v:.2f}" for k, v in smooth.items()},
+                    refresh=False,
+                )
                 step = self.state.step
                 if step % cfg.log_every == 0 or step == cfg.steps:
                     self._log(
                         {
                             "step": step,
                             "loss": loss,
-                            "elbo_smoothed": -running,
+                            **metrics,
+                            **{f"{k}_smoothed": v for k, v in smooth.items()},
                             "seconds": time.perf_counter() - start,
                         }
                     )

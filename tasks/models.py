@@ -6,9 +6,10 @@ networks from the checkpoint alone (:func:`load_trained`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -28,30 +29,51 @@ def _draw_config(name: str, image_shape: tuple[int, int, int]) -> dict:
     return draw_config(name, channels=channels, height=height, width=width).to_dict()
 
 
-# name -> (builder from config dict, named configs, config from (config name, image shape))
-MODELS: dict[str, tuple[Callable[[dict], tuple[nn.Module, nn.Module]], list[str], Callable]] = {
-    "draw": (_build_draw, sorted(DRAW_CONFIGS), _draw_config),
-}
+class ModelEntry(NamedTuple):
+    """A registered model: ``build(config dict) -> (model, guide)`` and its named configs."""
+
+    build: Callable[[dict], tuple[nn.Module, nn.Module]]
+    configs: Sequence[str]
 
 
-def _entry(name: str):
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
-    return MODELS[name]
+# Family modules each expose ``MODELS: dict[str, ModelEntry]``; they are imported on first use.
+FAMILY_MODULES: tuple[str, ...] = ("tasks.models",)
+
+MODELS: dict[str, ModelEntry] = {"draw": ModelEntry(_build_draw, sorted(DRAW_CONFIGS))}
+
+
+def registry() -> dict[str, ModelEntry]:
+    """Every registered model, from all family modules."""
+    entries: dict[str, ModelEntry] = {}
+    for module in FAMILY_MODULES:
+        for name, entry in importlib.import_module(module).MODELS.items():
+            if name in entries:
+                raise RuntimeError(f"model name {name!r} registered twice (again by {module})")
+            entries[name] = entry
+    return entries
+
+
+def _entry(name: str) -> ModelEntry:
+    models = registry()
+    if name not in models:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(models)}")
+    return models[name]
 
 
 def config_names(name: str) -> list[str]:
-    return _entry(name)[1]
+    return list(_entry(name).configs)
 
 
 def model_config(name: str, config_name: str, image_shape: tuple[int, int, int]) -> dict:
-    """The named configuration of ``name``, fitted to images of shape ``(C, H, W)``."""
-    return _entry(name)[2](config_name, image_shape)
+    """The named DRAW configuration ``config_name``, fitted to images of shape ``(C, H, W)``."""
+    if name != "draw":
+        raise ValueError(f"model_config builds DRAW configurations, not {name!r}")
+    return _draw_config(config_name, image_shape)
 
 
 def build_model(name: str, config: dict) -> tuple[nn.Module, nn.Module]:
     """A fresh (model, guide) pair."""
-    return _entry(name)[0](config)
+    return _entry(name).build(config)
 
 
 def load_trained(

@@ -9,7 +9,9 @@ from inference.checkpoint import save_checkpoint
 from tasks.cli import build_parser, main
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["sample"]])
+@pytest.mark.parametrize(
+    "command", [[], ["train"], ["train", "draw"], ["evaluate"], ["sample"], ["reconstruct"]]
+)
 def test_help_explains_every_subcommand(command, capsys):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
@@ -17,7 +19,35 @@ def test_help_explains_every_subcommand(command, capsys):
     text = capsys.readouterr().out
     assert "usage: pyro-draw" in text
     if command == ["train"]:
+        assert "draw" in text and "<model> --help" in text
+    if command == ["train", "draw"]:
         assert "--resume" in text and "--elbo" in text and "--device" in text
+
+
+def test_train_without_a_model_name_trains_draw():
+    from tasks.cli import _default_train_model
+
+    assert _default_train_model(["train"]) == ["train", "draw"]
+    assert _default_train_model(["train", "--steps", "3"]) == ["train", "draw", "--steps", "3"]
+    assert _default_train_model(["train", "--help"]) == ["train", "--help"]
+    assert _default_train_model(["train", "draw", "--steps", "3"])[1] == "draw"
+
+
+def test_command_without_a_handler_for_the_model_is_refused(tmp_path, capsys):
+    from tasks.models import DRAW_CONFIGS
+
+    path = save_checkpoint(
+        {
+            "model": "draw",
+            "model_config": DRAW_CONFIGS["small"].to_dict(),
+            "model_state": {},
+            "guide_state": {},
+            "step": 0,
+        },
+        tmp_path / "draw.pt",
+    )
+    assert main(["interpolate", str(path), "--no-progress"]) == 1
+    assert "`interpolate` is not available for 'draw'" in capsys.readouterr().err
 
 
 def test_train_evaluate_sample_resume(tmp_path, capsys):
@@ -117,16 +147,16 @@ def test_train_evaluate_sample_resume(tmp_path, capsys):
 
 def test_checkpoint_of_an_unknown_model_gives_a_clear_error(tmp_path, capsys):
     path = save_checkpoint(
-        {"model": "ram", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
+        {"model": "mystery", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
         tmp_path / "ram.pt",
     )
     assert main(["evaluate", str(path), "--no-progress"]) == 1
-    assert "unknown model 'ram'" in capsys.readouterr().err
+    assert "`evaluate` is not available for 'mystery'" in capsys.readouterr().err
 
 
 def test_resuming_a_checkpoint_of_another_model_is_refused(tmp_path, capsys):
     path = save_checkpoint(
-        {"model": "ram", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
+        {"model": "mystery", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
         tmp_path / "ram.pt",
     )
     code = main(
@@ -144,7 +174,7 @@ def test_resuming_a_checkpoint_of_another_model_is_refused(tmp_path, capsys):
         ]
     )
     assert code == 1
-    assert "holds a 'ram' model, expected 'draw'" in capsys.readouterr().err
+    assert "holds a 'mystery' model, expected 'draw'" in capsys.readouterr().err
 
 
 def test_missing_data_file_gives_a_clear_error(tmp_path, capsys):
@@ -168,5 +198,7 @@ def test_missing_data_file_gives_a_clear_error(tmp_path, capsys):
 
 
 def test_parser_defaults_are_the_quickstart():
-    args = build_parser().parse_args(["train"])
+    from tasks.cli import _default_train_model
+
+    args = build_parser().parse_args(_default_train_model(["train"]))
     assert (args.model, args.config, args.dataset) == ("draw", "small", "glyphs")

@@ -154,3 +154,74 @@ def test_resume_rejects_a_different_configuration(tmp_path):
     other.extra = {**other.extra, "model_config": {**TINY.to_dict(), "z_size": 5}}
     with pytest.raises(ValueError, match="differs"):
         other.resume(tmp_path / "checkpoint.pt")
+
+
+class _ScaledELBO(torch.nn.Module):
+    """A custom objective owning a parameter: −ELBO/B · exp(a) + a² (minimised at a → small)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.tensor(0.5))
+        self.calls: list[int] = []
+
+    def forward(self, model, guide, args, step):
+        import pyro
+
+        self.calls.append(step)
+        elbo = pyro.infer.Trace_ELBO().differentiable_loss(model.model, guide.guide, *args)
+        loss = elbo / args[0].shape[0] * torch.exp(self.a).detach() + self.a**2
+        return loss, {"a": self.a.item()}
+
+
+def _custom_trainer(tmp_path, steps, **config):
+    torch.manual_seed(0)
+    model = DrawModel(TINY)
+    guide = DrawGuide(model)
+    objective = _ScaledELBO()
+    cfg = TrainConfig(steps=steps, batch_size=8, lr=1e-2, seed=2, log_every=1, **config)
+    trainer = SVITrainer(
+        model,
+        guide,
+        ImageBatches(_images(), 8, seed=1),
+        cfg,
+        out_dir=tmp_path,
+        checkpoint_extra={"model": "draw", "model_config": TINY.to_dict()},
+        objective=objective,
+        progress=False,
+    )
+    return trainer, objective
+
+
+def test_custom_objective_is_called_with_the_step_and_its_parameters_are_trained(tmp_path):
+    trainer, objective = _custom_trainer(tmp_path, 4, lr_groups={"objective.": 0.1})
+    trainer.fit()
+    assert objective.calls == [0, 1, 2, 3]
+    assert objective.a.item() < 0.5  # its own parameter was optimised
+    rates = sorted(g["lr"] for g in trainer.optimizer.param_groups)
+    assert rates == [1e-2, 0.1]
+    assert "a" in trainer.state.history[-1]  # objective metrics are logged
+    assert "objective_state" in load_checkpoint(trainer.checkpoint_path)
+
+
+def test_resume_restores_the_objective_state(tmp_path):
+    full, full_obj = _custom_trainer(tmp_path / "full", 4)
+    full.fit()
+    half, _ = _custom_trainer(tmp_path / "half", 2)
+    half.config.checkpoint_every = 2
+    half.fit()
+    resumed, resumed_obj = _custom_trainer(tmp_path / "resumed", 4)
+    resumed.resume(tmp_path / "half" / "checkpoint.pt")
+    resumed.fit()
+    assert torch.equal(resumed_obj.a, full_obj.a)
+
+
+def test_learning_rate_decay_and_floor(tmp_path):
+    trainer, _ = _custom_trainer(tmp_path, 3, lr_decay=0.5, min_lr=3e-3)
+    trainer.fit()
+    # the rate of the last step (t = 2): max(3e-3, 1e-2 · 0.5²) = 3e-3
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == [3e-3]
+
+
+def test_unknown_lr_group_prefix_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="match no parameter"):
+        _custom_trainer(tmp_path, 1, lr_groups={"modle.": 1e-3})
