@@ -22,7 +22,8 @@ same relative stroke width at every resolution (one pixel is ``2 / (W - 1)`` uni
 Memory: the Gaussian of Eq. 11 is separable, ``exp(-(Δh² + Δw²)/σ²) = exp(-Δh²/σ²)·exp(-Δw²/σ²)``,
 so ``Σ_n`` is computed exactly as a batched matrix product of ``(S, H)`` and ``(S, W)`` factors:
 peak memory is ``O(batch · S · (H + W) + batch · H · W)`` and never ``O(batch · S · H · W)``, so no
-chunking is needed.
+chunking is needed. Its backward is written by hand (:class:`SeparableGaussianRaster`) and Eqs.
+12–13 are fused; ``benchmarks/renderer.py`` compares all this with the official dense renderer.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from torch import Tensor
 __all__ = [
     "EXP_CUTOFF",
     "MAXNORM_EPS",
+    "SeparableGaussianRaster",
     "bernstein_basis",
     "bezier_points",
     "compose_canvas",
@@ -151,24 +153,71 @@ def rasterize_curve(curve: Tensor, sigma: Tensor | float, height: int, width: in
 
     ``curve`` is ``(..., S, 2)``, ``sigma`` broadcasts to ``curve.shape[:-2]``; returns
     ``(..., H, W)`` unnormalised intensities, computed exactly as a separable product (each
-    1-d factor truncated at ``exp(-EXP_CUTOFF)``, see the constant).
+    1-d factor truncated at ``exp(-EXP_CUTOFF)``, see the constant) by
+    :class:`SeparableGaussianRaster`, whose hand-written backward is exact too.
     """
+    if curve.dim() < 2 or curve.shape[-1] != 2:
+        raise ValueError(
+            f"rasterize_curve: curve must have shape (..., S, 2), found {tuple(curve.shape)}"
+        )
     _check_positive("sigma", sigma)
     sigma = _as_tensor(sigma, curve)
-    inv_var = sigma.pow(-2).unsqueeze(-1).unsqueeze(-1)  # (..., 1, 1)
+    lead, num_points = curve.shape[:-2], curve.shape[-2]
+    inv_var = sigma.pow(-2).expand(lead).reshape(-1)  # (N,)
+    flat = curve.reshape(-1, num_points, 2)
     cols = pixel_centres(width, dtype=curve.dtype, device=curve.device)
     rows = pixel_centres(height, dtype=curve.dtype, device=curve.device)
-    g_col = _gaussian_factor(curve[..., 0:1], cols, inv_var)  # (..., S, W)
-    g_row = _gaussian_factor(curve[..., 1:2], rows, inv_var)  # (..., S, H)
-    return torch.matmul(g_row.transpose(-1, -2), g_col)  # (..., H, W)
+    raw = SeparableGaussianRaster.apply(flat[..., 0], flat[..., 1], inv_var, cols, rows)
+    return raw.reshape(*lead, height, width)
 
 
-def _gaussian_factor(coord: Tensor, centres: Tensor, inv_var: Tensor) -> Tensor:
-    """``exp(-min((centre - coord)² / σ², EXP_CUTOFF))``; in place when no gradient is needed."""
-    diff = centres - coord
-    if torch.is_grad_enabled() and (diff.requires_grad or inv_var.requires_grad):
-        return torch.exp(-(diff.square() * inv_var).clamp_max(EXP_CUTOFF))
-    return diff.square_().mul_(-inv_var).clamp_min_(-EXP_CUTOFF).exp_()
+def _gaussian_factor(coord: Tensor, centres: Tensor, inv_var: Tensor) -> tuple[Tensor, Tensor]:
+    """``(d, exp(-min(d² / σ², EXP_CUTOFF)))`` with ``d = centre - coord``: ``(N, S, P)`` each.
+
+    ``coord`` is ``(N, S)``, ``centres`` ``(P,)``, ``inv_var`` ``(N,)``; computed in place.
+    """
+    diff = centres - coord.unsqueeze(-1)
+    factor = diff.square().mul_(-inv_var[:, None, None]).clamp_min_(-EXP_CUTOFF).exp_()
+    return diff, factor
+
+
+class SeparableGaussianRaster(torch.autograd.Function):
+    """Eq. 11 as ``G_rowᵀ @ G_col`` with a fused, exact backward.
+
+    Forward: ``G_col[n, s, w] = exp(-(c_w - x_ns)² / σ_n²)``, ``G_row[n, s, h] = exp(-(r_h -
+    y_ns)² / σ_n²)`` and ``raw[n] = G_row[n]ᵀ G_col[n]`` (``(H, S) @ (S, W)``). Backward, with
+    ``Ḡ_col = G_row @ raw̄`` and ``Ḡ_row = G_col @ raw̄ᵀ`` (two more batched matmuls)::
+
+        ∂/∂x_ns   = 2/σ² Σ_w Ḡ_col G_col (c_w − x_ns)
+        ∂/∂(1/σ²) = −Σ_sw Ḡ_col G_col (c_w − x_ns)² − Σ_sh Ḡ_row G_row (r_h − y_ns)²
+
+    (and likewise for ``y``). Only ``(N, S, H + W)`` tensors are saved, never ``(N, S, H, W)``;
+    autograd's generic version of the same computation needs about twice the time (measured in
+    ``benchmarks/renderer.py``). Entries truncated at ``exp(-EXP_CUTOFF)`` use that value's
+    derivative (< 1e-24 relative), not the clamp's zero. Not twice differentiable.
+    """
+
+    @staticmethod
+    def forward(ctx, xs: Tensor, ys: Tensor, inv_var: Tensor, cols: Tensor, rows: Tensor):
+        dx, g_col = _gaussian_factor(xs, cols, inv_var)  # (N, S, W)
+        dy, g_row = _gaussian_factor(ys, rows, inv_var)  # (N, S, H)
+        ctx.save_for_backward(dx, dy, g_col, g_row, inv_var)
+        return torch.bmm(g_row.transpose(1, 2), g_col)  # (N, H, W)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_raw: Tensor):
+        dx, dy, g_col, g_row, inv_var = ctx.saved_tensors
+        grad_col = torch.bmm(g_row, grad_raw).mul_(g_col)  # Ḡ_col ⊙ G_col, (N, S, W)
+        grad_row = torch.bmm(g_col, grad_raw.transpose(1, 2)).mul_(g_row)  # (N, S, H)
+        tx, ty = grad_col.mul_(dx), grad_row.mul_(dy)  # ⊙ d
+        two_iv = 2.0 * inv_var[:, None]
+        grad_x = tx.sum(-1).mul_(two_iv) if ctx.needs_input_grad[0] else None
+        grad_y = ty.sum(-1).mul_(two_iv) if ctx.needs_input_grad[1] else None
+        grad_iv = None
+        if ctx.needs_input_grad[2]:  # tx, ty are not needed afterwards: square in place
+            grad_iv = -(tx.mul_(dx).sum((1, 2)) + ty.mul_(dy).sum((1, 2)))
+        return grad_x, grad_y, grad_iv, None, None
 
 
 def max_normalize(raw: Tensor) -> Tensor:
@@ -208,10 +257,19 @@ def render_strokes(
 
     Returns:
         ``(..., H, W)`` stroke images with values in ``[0, tanh(1/ω0)] ⊂ [0, 1]``.
+
+    Eqs. 12–13 are applied together as ``tanh(x̃ · 1/(max(x̃) · ω0))`` (one multiplication by a
+    per-stroke scalar instead of two full-image divisions; equal to
+    ``normalize_stroke(max_normalize(x̃), ω0)`` up to float rounding). The gradient flows through
+    ``max(x̃)`` as Eq. 12 is written (the official code detaches it; see
+    ``benchmarks/renderer.py``).
     """
+    _check_positive("omega0", omega0)
     curve = bezier_points(control_points, num_points)
     raw = rasterize_curve(curve, sigma, height, width)
-    return normalize_stroke(max_normalize(raw), omega0)
+    peak = raw.amax(dim=(-2, -1), keepdim=True).clamp_min(MAXNORM_EPS)  # Eq. 12
+    omega0 = _as_tensor(omega0, raw).unsqueeze(-1).unsqueeze(-1)
+    return torch.tanh(raw * (peak * omega0).reciprocal())  # Eq. 13
 
 
 def compose_canvas(

@@ -87,7 +87,12 @@ def _add_checkpoint_parser(
     p.add_argument("checkpoint")
     p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-samples", type=int, default=50, help="samples / examples to draw")
+    p.add_argument(
+        "--num-samples",
+        type=int,
+        default=None,
+        help="samples / examples to draw (default: the model family's own)",
+    )
     p.add_argument(
         "--temperature",
         type=float,
@@ -244,7 +249,7 @@ def _sample_draw(args: argparse.Namespace) -> None:
         model,
         out,
         reference=reference,
-        num_samples=args.num_samples,
+        num_samples=args.num_samples or 50,
         num_sequences=args.num_sequences,
         seed=args.seed,
     ):

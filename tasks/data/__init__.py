@@ -6,7 +6,10 @@ Datasets (``DATASET_NAMES``):
   (:mod:`tasks.data.glyphs`);
 * ``mnist`` — grey MNIST from the official IDX files (:mod:`tasks.data.mnist`);
 * ``binarized_mnist`` — the fixed binarisation of Larochelle & Murray (:mod:`tasks.data.mnist`);
-* ``two_digit_mnist`` — DRAW's 60×60 two-digit MNIST (:mod:`tasks.data.multi_mnist`).
+* ``two_digit_mnist`` — DRAW's 60×60 two-digit MNIST (:mod:`tasks.data.multi_mnist`);
+* ``mnist50``, ``omniglot50`` (inverted), ``quickdraw50`` — DooD's 50×50 grey datasets
+  (:mod:`tasks.data.images50`); ``emnist50``/``kmnist50`` are named so that asking for them gives
+  a clear "not available" error.
 
 Splits are ``train`` / ``valid`` / ``test``. File locations: :mod:`tasks.data.paths`.
 """
@@ -33,7 +36,14 @@ __all__ = [
     "resolve_data_dir",
 ]
 
-DATASET_NAMES: tuple[str, ...] = ("glyphs", "mnist", "binarized_mnist", "two_digit_mnist")
+IMAGES50_NAMES: tuple[str, ...] = ("mnist50", "omniglot50", "quickdraw50", "emnist50", "kmnist50")
+DATASET_NAMES: tuple[str, ...] = (
+    "glyphs",
+    "mnist",
+    "binarized_mnist",
+    "two_digit_mnist",
+    *IMAGES50_NAMES,
+)
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 BINARIZATIONS: tuple[str, ...] = ("fixed", "seeded", "dynamic", "none")
 
@@ -141,6 +151,18 @@ def load_images(
 
         loader = load_mnist if name == "mnist" else load_binarized_mnist
         return loader(
+            split,
+            data_dir=data_dir,
+            download=download,
+            num_examples=num_examples,
+            size=size,
+            seed=seed,
+        )
+    if name in IMAGES50_NAMES:
+        from .images50 import load_images50
+
+        return load_images50(
+            name,
             split,
             data_dir=data_dir,
             download=download,

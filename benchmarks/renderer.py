@@ -1,0 +1,334 @@
+"""DooD's differentiable renderer (appendix B.1, Eqs. 10–14): the official dense rasteriser vs ours.
+
+Reference ("dense"): the official implementation, ``Bezier._raster_base`` of
+github.com/yichao-liang/DooD (``src/dood/splines/bezier.py``) followed by
+``GenerativeModel.renders_imgs`` (``src/dood/models/ssp.py``) and ``util.normalize_pixel_values``:
+the pixel grid is expanded to a ``(B·K, H, W, S)`` tensor, every pixel gets
+``exp(-((x - c)² + (y - d)²) / σ²)`` for every one of the ``S`` curve points, the last axis is
+summed, each stroke is divided by its **detached** maximum (``safe_div``), passed through
+``tanh(·/ω0)``, summed over strokes and squashed by ``tanh(·/ω1)``. :func:`dense_render` does
+exactly these operations on tensors of exactly these shapes; only the values of the grid and
+the constant in the exponent follow this project (pixel centres ``linspace(-1, 1)``, ``x`` with
+columns, ``σ²`` as in Eq. 11, where the official code uses ``h / res``, ``x`` with rows and
+``2σ²``) so that the outputs can be compared element by element. The cost is the same.
+
+Ours: :func:`generative.bezier.render_strokes` + :func:`generative.bezier.compose_canvas`
+(separable Gaussian: ``Σ_n`` as an ``(H × S) @ (S × W)`` matmul per stroke, fused backward,
+Eqs. 12–13 as one scalar multiply). Also timed: the same separable computation through generic
+autograd ops ("separable_autograd"), to show what the hand-written backward adds.
+
+Both run forward + backward on the same inputs in the same process, alternating, and the median
+is reported as strokes/s (one stroke = one ``H × W`` image of one Bézier curve). A second
+measurement times the renderer work of one DooD training step: the guide's ``K`` canvas updates
+(``B`` strokes each, no gradient) plus the likelihood's ``B × K`` strokes with gradient.
+Agreement is checked on the timed inputs (forward, float32) and on gradients (float64, a small
+batch, against the dense reference with the max *not* detached, i.e. Eq. 12 as written; the
+difference to the official detached max is reported too).
+
+    OMP_NUM_THREADS=1 python benchmarks/renderer.py --json examples/results/benchmark_renderer.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from generative.bezier import (
+    EXP_CUTOFF,
+    MAXNORM_EPS,
+    bezier_points,
+    compose_canvas,
+    pixel_centres,
+    render_strokes,
+)
+
+Inputs = tuple[Tensor, Tensor, Tensor, Tensor]  # control points, sigma, omega0, omega1
+
+
+def official_bezier_curve(control_points: Tensor, num_points: int) -> Tensor:
+    """Eq. 10 as the official ``Bezier.sample_curve``: binomials from ``lgamma``, an einsum.
+
+    Returns ``(N, K, 2, S)``; identical to :func:`generative.bezier.bezier_points` (the
+    official code sums ``t^(J-1-j) (1-t)^j p_j``, i.e. traverses the curve backwards; it is
+    written here in Eq. 10's direction so both implementations sample the same ``b_n``).
+    """
+    order = torch.tensor(float(control_points.shape[-2] - 1), dtype=control_points.dtype)
+    t = torch.linspace(0, 1, num_points, dtype=control_points.dtype)
+    ks = torch.arange(control_points.shape[-2], dtype=control_points.dtype)
+    comb = (torch.lgamma(order + 1) - torch.lgamma(ks + 1) - torch.lgamma(order - ks + 1)).exp()
+    feat = comb[:, None] * (1 - t) ** (order - ks)[:, None] * t ** ks[:, None]  # (J, S)
+    return torch.einsum("bcki,kt->bcit", control_points, feat)
+
+
+def dense_render(
+    control_points: Tensor,
+    sigma: Tensor,
+    omega0: Tensor,
+    omega1: Tensor,
+    height: int,
+    width: int,
+    num_points: int = 100,
+    *,
+    detach_max: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """The official dense renderer (module docstring): ``(strokes (B, K, H, W), canvas (B, H, W))``.
+
+    ``control_points`` ``(B, K, J, 2)``, ``sigma`` / ``omega0`` ``(B, K)``, ``omega1`` ``(B,)``.
+    ``detach_max=True`` divides by the detached per-stroke max as the official ``safe_div``
+    does; ``False`` lets the gradient flow through the max (Eq. 12 as written).
+    """
+    batch, strokes = control_points.shape[:2]
+    curve = official_bezier_curve(control_points, num_points).reshape(-1, 2, num_points)
+    n = curve.shape[0]
+    # (N, 1, 1, S) curve coordinates against (N, H, W, S) expanded pixel grids (_raster_base).
+    x = curve[:, 0].unsqueeze(1).unsqueeze(1)
+    y = curve[:, 1].unsqueeze(1).unsqueeze(1)
+    rows = pixel_centres(height, dtype=curve.dtype)
+    cols = pixel_centres(width, dtype=curve.dtype)
+    grid_r, grid_c = torch.meshgrid(rows, cols, indexing="ij")
+    c = grid_c.expand(n, num_points, height, width).permute(0, 2, 3, 1)  # column coordinate
+    d = grid_r.expand(n, num_points, height, width).permute(0, 2, 3, 1)  # row coordinate
+    var = sigma.reshape(-1)[:, None, None, None] ** 2
+    raster = torch.exp((-((x - c) ** 2) - (y - d) ** 2) / var).sum(dim=3)  # (N, H, W)
+    peak = raster.reshape(n, -1).max(1)[0]
+    if detach_max:
+        peak = peak.detach()
+    raster = raster / peak.clamp_min(MAXNORM_EPS)[:, None, None]  # Eq. 12 (safe_div)
+    images = raster.reshape(batch, strokes, height, width)
+    images = torch.tanh(images / omega0[..., None, None])  # Eq. 13
+    canvas = torch.tanh(images.sum(1) / omega1[:, None, None])  # Eq. 14
+    return images, canvas
+
+
+def ours_render(
+    control_points: Tensor,
+    sigma: Tensor,
+    omega0: Tensor,
+    omega1: Tensor,
+    height: int,
+    width: int,
+    num_points: int = 100,
+) -> tuple[Tensor, Tensor]:
+    """This project's renderer on the same inputs as :func:`dense_render`."""
+    images = render_strokes(control_points, sigma, omega0, height, width, num_points)
+    return images, compose_canvas(images, omega1)
+
+
+def separable_autograd_render(
+    control_points: Tensor,
+    sigma: Tensor,
+    omega0: Tensor,
+    omega1: Tensor,
+    height: int,
+    width: int,
+    num_points: int = 100,
+) -> tuple[Tensor, Tensor]:
+    """The separable computation of ours written with generic autograd ops only."""
+    curve = bezier_points(control_points, num_points)
+    inv_var = sigma.pow(-2)[..., None, None]
+    cols = pixel_centres(width, dtype=curve.dtype)
+    rows = pixel_centres(height, dtype=curve.dtype)
+    g_col = torch.exp(-((cols - curve[..., 0:1]).square() * inv_var).clamp_max(EXP_CUTOFF))
+    g_row = torch.exp(-((rows - curve[..., 1:2]).square() * inv_var).clamp_max(EXP_CUTOFF))
+    raw = torch.matmul(g_row.transpose(-1, -2), g_col)
+    peak = raw.amax(dim=(-2, -1), keepdim=True).clamp_min(MAXNORM_EPS)
+    images = torch.tanh(raw / peak / omega0[..., None, None])
+    return images, compose_canvas(images, omega1)
+
+
+RENDERERS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
+    "dense": dense_render,
+    "ours": ours_render,
+    "separable_autograd": separable_autograd_render,
+}
+
+
+def make_inputs(
+    batch: int, strokes: int, num_control: int, *, seed: int = 0, dtype=torch.float32
+) -> Inputs:
+    """Random strokes of DooD-like size: control points in ``[-0.8, 0.8]²``, ``σ`` of ~1 px."""
+    gen = torch.Generator().manual_seed(seed)
+    cp = torch.rand(batch, strokes, num_control, 2, generator=gen, dtype=dtype) * 1.6 - 0.8
+    sigma = 0.03 + 0.04 * torch.rand(batch, strokes, generator=gen, dtype=dtype)
+    omega0 = 0.2 + 0.5 * torch.rand(batch, strokes, generator=gen, dtype=dtype)
+    omega1 = 0.2 + 0.5 * torch.rand(batch, generator=gen, dtype=dtype)
+    return cp, sigma, omega0, omega1
+
+
+def _leaves(inputs: Inputs) -> Inputs:
+    return tuple(t.detach().clone().requires_grad_() for t in inputs)  # type: ignore[return-value]
+
+
+def forward_backward(name: str, inputs: Inputs, height: int, width: int, points: int) -> float:
+    """Seconds for one forward + backward of the whole batch."""
+    leaves = _leaves(inputs)
+    weights = torch.linspace(0.5, 1.5, height * width).reshape(height, width)
+    start = time.perf_counter()
+    _, canvas = RENDERERS[name](*leaves, height, width, points)
+    (canvas * weights).sum().backward()
+    return time.perf_counter() - start
+
+
+def training_step_work(name: str, inputs: Inputs, height: int, width: int, points: int) -> float:
+    """Seconds for the renderer work of one DooD step: ``K`` no-grad canvas updates of ``B``
+    strokes (the guide) and one forward + backward of all ``B × K`` strokes (the likelihood)."""
+    cp, sigma, omega0, omega1 = inputs
+    start = time.perf_counter()
+    with torch.no_grad():
+        for k in range(cp.shape[1]):
+            sl = slice(k, k + 1)
+            RENDERERS[name](cp[:, sl], sigma[:, sl], omega0[:, sl], omega1, height, width, points)
+    elapsed = time.perf_counter() - start
+    return elapsed + forward_backward(name, inputs, height, width, points)
+
+
+def agreement(height: int, width: int, points: int, num_control: int, inputs: Inputs) -> dict:
+    """Forward agreement on the timed inputs; gradient agreement in float64 on 4 × 6 strokes."""
+    with torch.no_grad():
+        strokes_d, canvas_d = dense_render(*inputs, height, width, points)
+        strokes_o, canvas_o = ours_render(*inputs, height, width, points)
+    out = {
+        "forward_float32_max_abs_diff_strokes": (strokes_d - strokes_o).abs().max().item(),
+        "forward_float32_max_abs_diff_canvas": (canvas_d - canvas_o).abs().max().item(),
+    }
+    small = make_inputs(4, 6, num_control, seed=1, dtype=torch.float64)
+    weights = torch.rand(height, width, generator=torch.Generator().manual_seed(2)).double()
+
+    def grads(fn: Callable, **kw) -> list[Tensor]:
+        leaves = _leaves(small)
+        (fn(*leaves, height, width, points, **kw)[1] * weights).sum().backward()
+        return [t.grad for t in leaves]
+
+    g_ours = grads(ours_render)
+    g_exact = grads(dense_render, detach_max=False)
+    g_official = grads(dense_render, detach_max=True)
+    names = ("control_points", "sigma", "omega0", "omega1")
+
+    def rel(a: list[Tensor], b: list[Tensor]) -> dict[str, float]:
+        return {
+            n: ((x - y).norm() / y.norm().clamp_min(1e-300)).item()
+            for n, x, y in zip(names, a, b, strict=True)
+        }
+
+    out["grad_float64_rel_err_vs_dense_eq12"] = rel(g_ours, g_exact)
+    out["grad_float64_rel_diff_vs_official_detached_max"] = rel(g_ours, g_official)
+    out["all_control_points_get_gradient"] = bool((g_ours[0].abs().sum(-1) > 0).all())
+    out["sigma_gets_gradient"] = bool((g_ours[1].abs() > 0).all())
+    out["output_in_unit_interval"] = bool(
+        (strokes_o.min() >= 0)
+        & (strokes_o.max() <= 1)
+        & (canvas_o.min() >= 0)
+        & (canvas_o.max() <= 1)
+    )
+    return out
+
+
+def _median_times(
+    fn: Callable[[str], float], names: list[str], reps: dict[str, int], warmup: int
+) -> dict[str, float]:
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for i in range(warmup + max(reps.values())):
+        for name in names:  # alternate, so machine noise hits all sides alike
+            if i < warmup + reps[name]:
+                t = fn(name)
+                if i >= warmup:
+                    times[name].append(t)
+    return {n: statistics.median(v) for n, v in times.items()}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--strokes", type=int, default=6)
+    parser.add_argument("--size", type=int, default=50)
+    parser.add_argument("--points", type=int, default=100, help="S, curve samples (Eq. 10)")
+    parser.add_argument(
+        "--control-points", type=int, default=4, help="J (DooDConfig: 4; official code: 5)"
+    )
+    parser.add_argument("--reps", type=int, default=5, help="timed repetitions of the dense side")
+    parser.add_argument("--fast-reps", type=int, default=30, help="timed repetitions of ours")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--json", default=None, help="also write the result here")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size, points = args.size, args.points
+    inputs = make_inputs(args.batch_size, args.strokes, args.control_points)
+    names = list(RENDERERS)
+    reps = {"dense": args.reps, "ours": args.fast_reps, "separable_autograd": args.fast_reps}
+    fwd_bwd = _median_times(
+        lambda n: forward_backward(n, inputs, size, size, points), names, reps, args.warmup
+    )
+    step = _median_times(
+        lambda n: training_step_work(n, inputs, size, size, points), names, reps, args.warmup
+    )
+    n_strokes = args.batch_size * args.strokes
+    result = {
+        "config": {
+            "batch_size": args.batch_size,
+            "strokes": args.strokes,
+            "height": size,
+            "width": size,
+            "curve_points_S": points,
+            "control_points_J": args.control_points,
+            "dtype": "float32",
+            "threads": torch.get_num_threads(),
+            "timed_reps": reps,
+        },
+        "forward_backward_seconds": fwd_bwd,
+        "forward_backward_strokes_per_second": {k: n_strokes / v for k, v in fwd_bwd.items()},
+        "speedup_forward_backward_dense_over_ours": fwd_bwd["dense"] / fwd_bwd["ours"],
+        "training_step_renderer_seconds": step,
+        "speedup_training_step_dense_over_ours": step["dense"] / step["ours"],
+        "agreement": agreement(size, size, points, args.control_points, inputs),
+    }
+    sps = result["forward_backward_strokes_per_second"]
+    print(
+        f"renderer B={args.batch_size} K={args.strokes} {size}x{size} S={points} "
+        f"J={args.control_points}, {torch.get_num_threads()} thread(s), forward+backward:"
+    )
+    for name in names:
+        print(f"  {name:>18}: {sps[name]:10.0f} strokes/s  ({fwd_bwd[name] * 1e3:9.1f} ms)")
+    print(f"  speed-up dense/ours: {result['speedup_forward_backward_dense_over_ours']:.1f}x")
+    print(
+        "renderer work of one training step (K no-grad canvas updates + likelihood fwd/bwd): "
+        + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in step.items())
+        + f"; speed-up dense/ours {result['speedup_training_step_dense_over_ours']:.1f}x"
+    )
+    agree = result["agreement"]
+    print(
+        "agreement: forward max |Δ| strokes "
+        f"{agree['forward_float32_max_abs_diff_strokes']:.2e}, canvas "
+        f"{agree['forward_float32_max_abs_diff_canvas']:.2e}; gradient rel. error vs Eq. 12 "
+        + ", ".join(f"{k} {v:.1e}" for k, v in agree["grad_float64_rel_err_vs_dense_eq12"].items())
+    )
+    worst = max(agree["grad_float64_rel_err_vs_dense_eq12"].values())
+    ok = (
+        agree["forward_float32_max_abs_diff_canvas"] < 1e-4
+        and agree["forward_float32_max_abs_diff_strokes"] < 1e-4
+        and worst < 1e-8
+        and agree["all_control_points_get_gradient"]
+        and agree["sigma_gets_gradient"]
+        and agree["output_in_unit_interval"]
+    )
+    result["agreement_ok"] = ok
+    if not math.isfinite(worst) or not ok:
+        print("AGREEMENT CHECK FAILED")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
