@@ -1,0 +1,159 @@
+"""DooD's recognition model as a Pyro guide (Liang et al. 2022, sec. 2.2, Eqs. 6–8, appendix C.1).
+
+For steps ``t = 0 … T−1``, with the residual ``Δx_t = x − x_<t`` (``x_<t`` the detached
+canvas-so-far of the strokes sampled so far, appendix C)::
+
+    o_t ~ q_on(o_t | Δx_t) = o_{t−1} · Bernoulli(σ(MLP([CNN(Δx_t, x_<t), h^l_t])))   (Eq. 6)
+    l_t ~ q_layout(l_t | Δx_t, h^l_t) = N_sc · N_tr · N_r                           (Eq. 7)
+    Δ̃x_t = STN(l_t, Δx_t)                                                          (Eq. 7)
+    s_t ~ q_stroke(s_t | Δ̃x_t, h^s_t) = Π_d N_d(s_dt)                               (Eq. 8)
+
+The layout/stroke distributions are single diagonal Gaussians (one component of the model's
+GMMs, sec. 2.2), their means constrained like the model's. They start at the identity layout
+(appendix C) with small standard deviations (:data:`GUIDE_STD_INIT`, our choice: with the
+default init, std ≈ 0.5, the sampled strokes were so random that a one-stroke model learned to
+hide its stroke instead of fitting it; with 0.05 it fits within ~100 steps).
+``h^l_t``/``h^s_t`` are the model's shared RNNs (Fig. 2), run through
+:meth:`DooD.layout_stage` / :meth:`DooD.stroke_stage`; the rendered strokes come from
+:meth:`DooD.render`, and the per-step results are left in the model's memo so the replayed
+model does not recompute them. The CNNs read two channels
+``(Δx_t, x_<t)`` (residual and canvas-so-far, appendix B.2); without execution guidance
+(DooD-EG) they read the target ``x`` itself.
+
+With ``stop_mode="nvil"`` every ``"z_pres_{t}"`` site carries a neural baseline
+``b(z_<t, x)`` (appendix C.1) computed from *detached* inputs ``[CNN features, h^l_t]``, in
+Pyro's convention ``infer={"baseline": {"baseline_value": b}}`` (used by
+:class:`inference.nvil.NVILObjective`, which reads it in standardised units, and by
+``pyro.infer.TraceGraph_ELBO``, which reads it in nats).
+"""
+
+from __future__ import annotations
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import Tensor, nn
+
+from generative.dood import (
+    CONTROL_BOUND,
+    AbsorbingBernoulli,
+    DooD,
+    MemoEntry,
+    bounded,
+    bounded_inverse,
+    collect_steps,
+    identity_layout_raw,
+    layout_means,
+)
+from generative.networks import MLP, FeatureCNN
+from generative.stn import LAYOUT_SIZE, glimpse
+
+__all__ = ["GUIDE_STD_BOUNDS", "DooDGuide"]
+
+GUIDE_STD_BOUNDS = (0.002, 1.0)  # standard deviations of q_layout and q_stroke
+GUIDE_STD_INIT = 0.05  # initial standard deviations (small: near-deterministic strokes at first)
+
+
+class DooDGuide(nn.Module):
+    """Recognition networks of DooD. The :class:`DooD` model is held by reference (not a
+    submodule): the guide's ``state_dict`` and parameters are its own networks only."""
+
+    def __init__(self, dood_model: DooD):
+        super().__init__()
+        self.__dict__["dood_model"] = dood_model  # shared, not registered as a submodule
+        c = dood_model.config
+        channels = 2 if c.execution_guidance else 1
+        mlp_hidden = (c.mlp_hidden, c.mlp_hidden)
+        self.image_cnn = FeatureCNN(c.height, c.width, channels, c.feature_size)
+        self.glimpse_cnn = FeatureCNN(c.glimpse_size, c.glimpse_size, channels, c.feature_size)
+        context = c.feature_size + c.hidden_size
+        self.pres_net = MLP(context, 1, mlp_hidden)  # q_on, Eq. 6
+        if c.stop_bias_init is not None:
+            self.pres_net.init_output(c.stop_bias_init)
+        self.where_net = MLP(context, 2 * LAYOUT_SIZE, mlp_hidden)  # q_layout, Eq. 7
+        self.what_net = MLP(context, 4 * c.control_points, mlp_hidden)  # q_stroke, Eq. 8
+        std_raw = bounded_inverse(GUIDE_STD_INIT, *GUIDE_STD_BOUNDS)
+        with torch.no_grad():
+            # appendix C: identity transforms initially
+            self.where_net.output.weight[:LAYOUT_SIZE] = 0.0
+            self.where_net.output.bias[:LAYOUT_SIZE] = torch.tensor(identity_layout_raw())
+            for net, first in (
+                (self.where_net, LAYOUT_SIZE),
+                (self.what_net, 2 * c.control_points),
+            ):
+                net.output.weight[first:] *= 0.1
+                net.output.bias[first:] = std_raw
+        self.baseline = MLP(context, 1, mlp_hidden) if c.stop_mode == "nvil" else None
+
+    @property
+    def config(self):
+        return self.dood_model.config
+
+    def read_input(self, images: Tensor, canvas: Tensor) -> Tensor:
+        """What the CNNs read: ``(Δx_t, x_<t)`` with ``Δx_t = x − x_<t`` (canvas detached), or
+        ``x`` without execution guidance."""
+        if self.config.execution_guidance:
+            return torch.cat([images - canvas, canvas], 1)
+        return images
+
+    def layout_posterior(self, context: Tensor) -> dist.Distribution:
+        """Eq. 7: ``N_sc · N_tr · N_r`` (one diagonal Gaussian over the 5 layout numbers)."""
+        out = self.where_net(context)
+        loc = layout_means(out[:, :LAYOUT_SIZE])
+        return dist.Normal(loc, bounded(out[:, LAYOUT_SIZE:], *GUIDE_STD_BOUNDS)).to_event(1)
+
+    def stroke_posterior(self, context: Tensor) -> dist.Distribution:
+        """Eq. 8: ``Π_d N_d(s_dt)``, a diagonal Gaussian per control point."""
+        J = self.config.control_points
+        out = self.what_net(context)
+        loc = CONTROL_BOUND * torch.tanh(out[:, : 2 * J].reshape(-1, J, 2))
+        scale = bounded(out[:, 2 * J :].reshape(-1, J, 2), *GUIDE_STD_BOUNDS)
+        return dist.Normal(loc, scale).to_event(2)
+
+    def guide(self, images: Tensor, **kwargs) -> None:
+        """Pyro guide over the sites ``"z_pres_{t}"``, ``"z_where_{t}"``, ``"z_what_{t}"`` of
+        :meth:`DooD.model` (extra keyword arguments of the model, e.g. ``record``, are ignored)."""
+        pyro.module("dood_guide", self)
+        model = self.dood_model
+        model._check_images(images)
+        c = self.config
+        batch_size = images.shape[0]
+        state = model.initial_state(batch_size)
+        model.memo.start(model.param_versions())
+        with pyro.plate("data", batch_size):
+            for t in pyro.markov(range(c.max_strokes)):
+                stage_l = model.layout_stage(state)
+                inputs = self.read_input(images, state.canvas)
+                context = torch.cat([self.image_cnn(inputs), stage_l.h_layout], -1)
+                infer = {}
+                if self.baseline is not None:
+                    value = self.baseline(context.detach()).squeeze(-1)
+                    infer = {"baseline": {"baseline_value": value}}
+                logits = self.pres_net(context).squeeze(-1)
+                z_pres = pyro.sample(
+                    f"z_pres_{t}", AbsorbingBernoulli(logits, state.z_pres), infer=infer
+                )
+                present = z_pres > 0
+                z_where = pyro.sample(f"z_where_{t}", self.layout_posterior(context).mask(present))
+                stage_s = model.stroke_stage(state, z_where)
+                window = glimpse(inputs, z_where, c.glimpse_size)
+                stroke_context = torch.cat([self.glimpse_cnn(window), stage_s.h_stroke], -1)
+                z_what = pyro.sample(
+                    f"z_what_{t}", self.stroke_posterior(stroke_context).mask(present)
+                )
+                render = model.render(stage_s, z_where, z_what)
+                nxt = model.advance(state, stage_l, stage_s, z_pres, z_where, z_what, render)
+                model.memo.record(MemoEntry(stage_l, z_pres, z_where, stage_s, z_what, render, nxt))
+                state = nxt
+
+    def forward(self, images: Tensor, **kwargs) -> None:
+        return self.guide(images, **kwargs)
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> dict[str, Tensor]:
+        """Infer strokes with the guide and replay the model recording every step (Fig. 1/3:
+        step-by-step reconstructions); keys as in :func:`generative.dood.collect_steps`."""
+        guide_trace = pyro.poutine.trace(self.guide).get_trace(images)
+        model = pyro.poutine.replay(self.dood_model.model, trace=guide_trace)
+        trace = pyro.poutine.trace(model).get_trace(images, record=True)
+        return collect_steps(trace, self.config)
