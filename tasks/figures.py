@@ -43,7 +43,7 @@ ArrayLike = torch.Tensor | np.ndarray
 PathLike = str | os.PathLike[str]
 
 _REF_DPI = 100.0  # layout sizes are chosen in pixels at this dpi
-_MIN_CELL_PX = 96  # small images are upscaled by an integer factor to at least this size
+MIN_CELL_PX = 96  # small images are upscaled by an integer factor to at least this size
 _GAP_IN = 2 / _REF_DPI  # black gap between cells
 _TITLE_IN = 0.2  # height reserved for a line of text
 _TITLE_FONTSIZE = 7.0
@@ -92,7 +92,7 @@ def _check_widths(x: ArrayLike, name: str, lead_shape: tuple[int, ...], lead: st
     return arr
 
 
-def _prepare_path(path: PathLike) -> Path:
+def prepare_path(path: PathLike) -> Path:
     out = Path(path)
     if not out.suffix:
         out = out.with_suffix(".png")
@@ -205,7 +205,7 @@ class _Grid:
         self.fig.text(x, y, text, color="white", ha="center", va="center", fontsize=_TITLE_FONTSIZE)
 
     def save(self, path: PathLike) -> Path:
-        out = _prepare_path(path)
+        out = prepare_path(path)
         try:
             self.fig.savefig(out, dpi=self.dpi, facecolor="black")
         finally:
@@ -214,7 +214,7 @@ class _Grid:
 
 
 def _cell_size(h: int, w: int) -> tuple[float, float]:
-    scale = max(1, math.ceil(_MIN_CELL_PX / max(h, w)))
+    scale = max(1, math.ceil(MIN_CELL_PX / max(h, w)))
     return w * scale / _REF_DPI, h * scale / _REF_DPI
 
 

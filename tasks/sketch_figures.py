@@ -47,7 +47,7 @@ from matplotlib.colors import to_hex, to_rgb
 from matplotlib.figure import Figure
 
 from tasks.data.strokes import stroke3_to_lines
-from tasks.figures import ArrayLike, PathLike, _prepare_path
+from tasks.figures import ArrayLike, PathLike, prepare_path
 
 __all__ = [
     "StyledLine",
@@ -468,7 +468,7 @@ def save_sketch_grid(
             rows, styles, layout, row_labels, col_labels, title, linewidth, margin, side
         )
         return _write_text(out, text)
-    out = _prepare_path(out)
+    out = prepare_path(out)
     fig = Figure(figsize=(layout.width / _DPI, layout.height / _DPI), dpi=_DPI, facecolor="white")
     FigureCanvasAgg(fig)
     # one axes in pixel coordinates (y down) for the whole grid: each sketch is mapped into its
