@@ -239,6 +239,13 @@ class SVITrainer:
             if "objective_state" not in data:
                 raise ValueError(f"{path}: the checkpoint has no objective state to resume from")
             self.objective.load_state_dict(data["objective_state"])
+        saved_groups = len(data["optimizer_state"]["param_groups"])
+        if saved_groups != len(self.optimizer.param_groups):
+            raise ValueError(
+                f"{path}: the checkpoint's optimiser has {saved_groups} learning-rate groups, this "
+                f"run has {len(self.optimizer.param_groups)}; resume with the same --lr and "
+                "learning-rate groups it was trained with"
+            )
         self.optimizer.load_state_dict(data["optimizer_state"])
         self.state.step = int(data["step"])
         torch.set_rng_state(data["rng_state"])
