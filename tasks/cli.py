@@ -25,7 +25,13 @@ from tasks.data import DATASET_NAMES, DataError
 from tasks.models import config_names
 
 # Modules contributing commands, besides DRAW's (defined here).
-CLI_FAMILIES: tuple[str, ...] = ("tasks.ram", "tasks.catch", "tasks.dood")
+CLI_FAMILIES: tuple[str, ...] = (
+    "tasks.sketch_rnn",
+    "tasks.sketch_tasks",
+    "tasks.ram",
+    "tasks.catch",
+    "tasks.dood",
+)
 
 CHECKPOINT_COMMAND_HELP = {
     "evaluate": "evaluate a checkpoint (IWAE log-likelihood and ELBO; test error for classifiers)",

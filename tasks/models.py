@@ -37,7 +37,13 @@ class ModelEntry(NamedTuple):
 
 
 # Family modules each expose ``MODELS: dict[str, ModelEntry]``; they are imported on first use.
-FAMILY_MODULES: tuple[str, ...] = ("tasks.models", "tasks.ram", "tasks.catch", "tasks.dood")
+FAMILY_MODULES: tuple[str, ...] = (
+    "tasks.models",
+    "tasks.sketch_rnn",
+    "tasks.ram",
+    "tasks.catch",
+    "tasks.dood",
+)
 
 MODELS: dict[str, ModelEntry] = {"draw": ModelEntry(_build_draw, sorted(DRAW_CONFIGS))}
 

@@ -1,0 +1,188 @@
+"""One training step of the Pyro sketch-rnn against a plain-PyTorch loss of the same network.
+
+Both sides use the very same modules (``SketchRNN`` + ``SketchRNNGuide``), the same batch (real
+aaron_sheep sketches padded to ``N_max``), Adam and gradient clipping 1.0. The Pyro side runs the
+annealed objective of appendix Eq. 4 (:class:`inference.annealing.AnnealedKLObjective`: guide
+trace, replayed model trace, ``StrokeSequence.log_prob``, analytic KL); the plain side computes the
+same loss directly (Eq. 2 for ``z``, the decoder, Eq. 9 with the mixture functions of
+:mod:`generative.strokes`, appendix Eq. 2 for the KL). Steps alternate between the two so that
+machine noise hits both alike; the median time per step of each is reported with sequences/s and
+the ratio Pyro / plain (target ≤ 1.10). Before timing, both losses are computed once on the same
+noise in eval mode and their difference is reported.
+
+``--cells`` times the decoder alone (forward + backward over the same batch) for each cell type
+at the given config's sizes: the fused plain LSTM, the per-step plain LSTM (recurrent dropout on),
+the layer-norm LSTM and the HyperLSTM.
+
+    python benchmarks/sketch_rnn_step.py --config paper --batch-size 20 --max-length 60 \\
+        --steps 4 --cells --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pyro
+import torch
+from torch import Tensor
+
+from generative.sketch_rnn import SketchRNN, sketch_rnn_config
+from generative.strokes import mixture_params, offset_log_prob, pen_log_prob
+from guides.sketch_rnn import SketchRNNGuide
+from inference.annealing import AnnealedKLObjective
+from tasks.data.strokes import StrokeBatches, load_strokes
+
+
+def plain_sketch_rnn_loss(
+    model: SketchRNN, guide: SketchRNNGuide, x5: Tensor, lengths: Tensor, objective, step: int
+) -> Tensor:
+    """Appendix Eq. 4 for a batch, written directly in PyTorch (no Pyro)."""
+    c = model.config
+    inputs, targets = x5[:, :-1], x5[:, 1:]
+    z = None
+    if c.conditional:
+        mu, sigma_hat = guide.posterior_params(x5, lengths)  # Eq. 2
+        z = mu + torch.exp(sigma_hat / 2) * torch.randn_like(mu)
+    params = mixture_params(model.decoder_outputs(inputs, z), c.num_mixtures)  # Eqs. 4–7
+    mask = torch.arange(c.max_length) < lengths.unsqueeze(-1)
+    offsets = torch.where(mask.unsqueeze(-1), targets[..., :2], 0.0)
+    log_s = torch.where(mask, offset_log_prob(params, offsets), 0.0).sum(-1)
+    log_p = pen_log_prob(params, targets[..., 2:]).sum(-1)
+    l_r = -(log_s + log_p).mean() / c.max_length  # Eq. 9
+    if not c.conditional:
+        return l_r
+    l_kl = -0.5 * (1 + sigma_hat - mu.square() - sigma_hat.exp()).mean()  # appendix Eq. 2
+    eta = objective.eta(step)
+    return l_r + objective.w_kl * eta * torch.clamp(l_kl, min=objective.kl_min)  # Eq. 4
+
+
+def _median_times(sides: dict, params: list, optim, warmup: int, steps: int) -> dict:
+    times: dict[str, list[float]] = {k: [] for k in sides}
+    for i in range(warmup + steps):
+        order = list(sides) if i % 2 == 0 else list(reversed(sides))
+        for name in order:
+            start = time.perf_counter()
+            optim.zero_grad(set_to_none=True)
+            sides[name]().backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optim.step()
+            if i >= warmup:
+                times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def cell_speeds(config, x5: Tensor, warmup: int, steps: int) -> dict[str, float]:
+    """Seconds per decoder forward + backward for each cell (median)."""
+    variants = {
+        "lstm_fused": replace(config, cell="lstm", recurrent_dropout=0.0),
+        "lstm_per_step": replace(config, cell="lstm", recurrent_dropout=0.1),
+        "layer_norm": replace(config, cell="layer_norm", recurrent_dropout=0.1),
+        "hyper": replace(config, cell="hyper", recurrent_dropout=0.1),
+    }
+    out = {}
+    for name, cfg in variants.items():
+        torch.manual_seed(0)
+        model = SketchRNN(cfg).train()
+        z = torch.randn(x5.shape[0], cfg.z_dim) if cfg.conditional else None
+        times = []
+        for i in range(warmup + steps):
+            start = time.perf_counter()
+            model.zero_grad(set_to_none=True)
+            model.decoder_outputs(x5[:, :-1], z).square().mean().backward()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+        out[name] = statistics.median(times)
+        print(f"  decoder {name}: {out[name]:.3f} s per forward+backward")
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="paper")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--max-length", type=int, default=250, help="N_max (aaron_sheep: 250)")
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per side")
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cells", action="store_true", help="also time each decoder cell")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="examples/results/benchmark_sketch_rnn.json",
+        default=None,
+        help="also write the result here (no value: examples/results/benchmark_sketch_rnn.json)",
+    )
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pyro.enable_validation(False)
+    data = load_strokes("aaron_sheep", "train", data_dir=args.data_dir, max_length=args.max_length)
+    x5, lengths = StrokeBatches(data, args.batch_size, max_length=args.max_length).batch(0)
+    config = sketch_rnn_config(
+        args.config, max_length=args.max_length, scale_factor=data.scale_factor
+    )
+    torch.manual_seed(0)
+    model = SketchRNN(config)
+    guide = SketchRNNGuide(model)
+    objective = AnnealedKLObjective()
+    params = list(model.parameters()) + list(guide.parameters())
+    optim = torch.optim.Adam(params, lr=1e-4)
+    step = 1000
+
+    # same noise, no dropout: the two losses must agree
+    model.eval()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        pyro_loss, _ = objective(model, guide, (x5, lengths), step)
+        torch.manual_seed(1)
+        plain_loss = plain_sketch_rnn_loss(model, guide, x5, lengths, objective, step)
+    difference = abs(pyro_loss.item() - plain_loss.item())
+    model.train()
+
+    sides = {
+        "pyro": lambda: objective(model, guide, (x5, lengths), step)[0],
+        "plain": lambda: plain_sketch_rnn_loss(model, guide, x5, lengths, objective, step),
+    }
+    med = _median_times(sides, params, optim, args.warmup, args.steps)
+    result = {
+        "config": args.config,
+        "model_config": config.to_dict(),
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "threads": torch.get_num_threads(),
+        "timed_steps_per_side": args.steps,
+        "seconds_per_step": med,
+        "sequences_per_second": {k: args.batch_size / v for k, v in med.items()},
+        "ratio_pyro_over_plain": med["pyro"] / med["plain"],
+        "loss_difference_same_noise": difference,
+        "command": "python benchmarks/sketch_rnn_step.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    seq = result["sequences_per_second"]
+    print(
+        f"sketch-rnn[{args.config}] batch {args.batch_size}, N_max {args.max_length}: "
+        f"pyro {med['pyro']:.3f} s/step ({seq['pyro']:.1f} seq/s), plain {med['plain']:.3f} "
+        f"s/step ({seq['plain']:.1f} seq/s), ratio pyro/plain = "
+        f"{result['ratio_pyro_over_plain']:.3f} (target <= 1.10); |loss difference| "
+        f"{difference:.2e}"
+    )
+    if args.cells:
+        result["decoder_seconds_per_forward_backward"] = cell_speeds(
+            config, x5, args.warmup, args.steps
+        )
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
