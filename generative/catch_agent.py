@@ -69,7 +69,6 @@ __all__ = [
     "CatchAgent",
     "CatchAgentConfig",
     "CatchEpisode",
-    "EmptyGuide",
     "GameEnvironment",
     "GreedyPolicy",
 ]
@@ -260,16 +259,3 @@ class CatchAgent(nn.Module):
 
     def forward(self, env: GameEnvironment) -> CatchEpisode:
         return self.model(env)
-
-
-class EmptyGuide(nn.Module):
-    """The guide of :class:`CatchAgent`: an empty program with no parameters.
-
-    Catch has no observations to condition on and no posterior to approximate: the sampled
-    actions are the agent's own decisions, drawn from the policy in the model, and the agent is
-    trained by REINFORCE, not variational inference. The registry and trainer still expect a
-    ``(model, guide)`` pair, so this is the guide that adds nothing.
-    """
-
-    def guide(self, *args, **kwargs) -> None:
-        return None

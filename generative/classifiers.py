@@ -11,8 +11,8 @@
   against ≈ 255k for RAM; on 100×100, 8·19·19·86 ≈ 248k again. The convolution uses no padding.
 
 Each model's ``.model(images, labels=None)`` observes the label at the site ``"y"`` inside
-``pyro.plate("data", B)``; there are no latents, so :class:`EmptyGuide` with any ELBO gives the
-loss ``−log p(y | x)`` (cross-entropy).
+``pyro.plate("data", B)``; there are no latents, so :class:`guides.empty.EmptyGuide` with any
+ELBO gives the loss ``−log p(y | x)`` (cross-entropy).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ __all__ = [
     "CLASSIFIER_CONFIGS",
     "ConvClassifier",
     "ConvConfig",
-    "EmptyGuide",
     "FCClassifier",
     "FCConfig",
     "conv_output_side",
@@ -52,13 +51,6 @@ def _check_positive(obj: Any) -> None:
         value = getattr(obj, f.name)
         if int(value) < 1:
             raise ValueError(f"{type(obj).__name__}.{f.name}: expected >= 1, found {value}")
-
-
-class EmptyGuide(nn.Module):
-    """The guide of a model without latent variables (nothing to infer)."""
-
-    def guide(self, *args: Any, **kwargs: Any) -> None:
-        return None
 
 
 @dataclass

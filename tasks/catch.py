@@ -56,10 +56,10 @@ from generative.catch_agent import (
     CatchAgent,
     CatchAgentConfig,
     CatchEpisode,
-    EmptyGuide,
     GreedyPolicy,
 )
 from generative.glimpse import glimpse_origins
+from guides.empty import EmptyGuide
 from inference.reinforce import baseline_loss, reinforce_surrogate, site_log_probs
 from inference.trainer import SVITrainer, TrainConfig
 from tasks.models import ModelEntry

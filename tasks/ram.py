@@ -43,7 +43,6 @@ from generative.classifiers import (
     CLASSIFIER_CONFIGS,
     ConvClassifier,
     ConvConfig,
-    EmptyGuide,
     FCClassifier,
     FCConfig,
 )
@@ -57,6 +56,7 @@ from generative.ram import (
     RAMConfig,
     RAMGuide,
 )
+from guides.empty import EmptyGuide
 from inference.checkpoint import load_checkpoint
 from inference.reinforce import OBJECTIVE_MODES, RAMObjective
 from inference.trainer import SVITrainer, TrainConfig

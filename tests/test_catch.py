@@ -13,9 +13,9 @@ import torch
 from generative.catch_agent import (
     CatchAgent,
     CatchAgentConfig,
-    EmptyGuide,
     GreedyPolicy,
 )
+from guides.empty import EmptyGuide
 from inference.trainer import SVITrainer, TrainConfig
 from tasks.catch import (
     CHECKPOINT_COMMANDS,

@@ -15,7 +15,6 @@ from benchmarks.ram_step import plain_ram_loss
 from generative.classifiers import (
     ConvClassifier,
     ConvConfig,
-    EmptyGuide,
     FCClassifier,
     FCConfig,
     conv_output_side,
@@ -31,6 +30,7 @@ from generative.ram import (
     dram_config,
     ram_config,
 )
+from guides.empty import EmptyGuide
 from inference.reinforce import (
     RAMObjective,
     baseline_loss,
