@@ -118,6 +118,14 @@ def bounded_inverse(value: float, low: float, high: float) -> float:
     return math.log(u / (1.0 - u))
 
 
+def _inside(value: float, bounds: tuple[float, float]) -> float:
+    """``value`` moved strictly inside ``bounds`` (margin ``0.1 · min(low, high − low)``), so
+    :func:`bounded` reaches it with a finite raw output (an initial value)."""
+    low, high = bounds
+    margin = 0.1 * min(low, high - low)
+    return min(max(value, low + margin), high - margin)
+
+
 def layout_means(raw: Tensor) -> Tensor:
     """Constrained layout means (Eq. 2 / Eq. 7) from raw outputs ``(..., 5)``: scales in
     :data:`SCALE_BOUNDS`, translations in ``(−1, 1)``, rotation in ``(−π, π)``."""
@@ -217,6 +225,11 @@ class DooDConfig:
     execution_guidance: bool = True  # False = DooD-EG ablation
     sequential_prior: bool = True  # False = DooD-SP ablation
     stop_bias_init: float | None = None  # appendix C (Omniglot): zero o-MLP weights, bias 8
+    # Ranges of the MLP-predicted renderer parameters (appendix B.1–B.2 give none): σ_t of Eq. 11
+    # (normalised units) and ω_t0 of Eq. 13. Narrow them when the stroke width of the data is
+    # known, so that one stroke cannot fatten (large σ, small ω0) to cover several strokes.
+    sigma_bounds: tuple[float, float] = SIGMA_BOUNDS
+    omega0_bounds: tuple[float, float] = OMEGA_BOUNDS
 
     def __post_init__(self) -> None:
         positive = (
@@ -251,6 +264,14 @@ class DooDConfig:
             raise ValueError(
                 f"DooDConfig.stop_mode must be 'nvil' or 'enum', found {self.stop_mode!r}"
             )
+        for name in ("sigma_bounds", "omega0_bounds"):
+            value = tuple(float(v) for v in getattr(self, name))
+            if len(value) != 2 or not 0 < value[0] < value[1]:
+                raise ValueError(
+                    f"DooDConfig.{name} must be (low, high) with 0 < low < high, "
+                    f"found {getattr(self, name)!r}"
+                )
+            object.__setattr__(self, name, value)  # lists (e.g. from JSON) become tuples
         if self.renderer not in ("spline", "neural"):
             raise ValueError(
                 f"DooDConfig.renderer must be 'spline' or 'neural', found {self.renderer!r}"
@@ -400,12 +421,12 @@ class DooD(nn.Module):
         self.stroke_net = MLP(self._stroke_input_size(), J * K + 4 * J * K, mlp_hidden)
         if c.renderer == "spline":  # renderer parameters (σ_t, ω_t0), appendix B.1–B.2
             self.render_net = MLP(hid + LAYOUT_SIZE + what_size, 2, mlp_hidden)
-            sigma = SIGMA_INIT_PIXELS * 2.0 / (max(c.height, c.width) - 1)
-            sigma = min(max(sigma, 1.1 * SIGMA_BOUNDS[0]), 0.9 * SIGMA_BOUNDS[1])
+            sigma = _inside(SIGMA_INIT_PIXELS * 2.0 / (max(c.height, c.width) - 1), c.sigma_bounds)
+            omega0 = _inside(OMEGA0_INIT, c.omega0_bounds)
             self.render_net.init_output(
                 [
-                    bounded_inverse(sigma, *SIGMA_BOUNDS),
-                    bounded_inverse(OMEGA0_INIT, *OMEGA_BOUNDS),
+                    bounded_inverse(sigma, *c.sigma_bounds),
+                    bounded_inverse(omega0, *c.omega0_bounds),
                 ],
                 weight_scale=1.0,
             )
@@ -494,9 +515,11 @@ class DooD(nn.Module):
         self, stage: StrokeStage, z_where: Tensor, z_what: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Renderer parameters ``(σ_t, ω_t0)`` predicted by an MLP (appendix B.2), bounded to
-        :data:`SIGMA_BOUNDS` / :data:`OMEGA_BOUNDS`."""
+        ``config.sigma_bounds`` / ``config.omega0_bounds`` (default :data:`SIGMA_BOUNDS` /
+        :data:`OMEGA_BOUNDS`)."""
         raw = self.render_net(torch.cat([stage.h_stroke, z_where, z_what.flatten(1)], -1))
-        return bounded(raw[:, 0], *SIGMA_BOUNDS), bounded(raw[:, 1], *OMEGA_BOUNDS)
+        c = self.config
+        return bounded(raw[:, 0], *c.sigma_bounds), bounded(raw[:, 1], *c.omega0_bounds)
 
     def omega1(self) -> Tensor:
         """The canvas tanh temperature ``ω1`` of Eq. 14 (one learned scalar)."""
