@@ -49,7 +49,7 @@ from typing import Any
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
-from pyro.distributions.util import scale_and_mask
+from pyro.distributions.util import scale_and_mask, sum_rightmost
 from pyro.infer import TraceGraph_ELBO
 from pyro.ops.provenance import detach_provenance
 from pyro.poutine.messenger import Messenger
@@ -81,16 +81,38 @@ OBJECTIVE_MODES = ("hybrid", "tracegraph")
 # attribute ``has_rsample = False`` keeps the flag through ``expand`` and ``to_event``. Samples are
 # drawn without gradient, so ``log_prob(sample)`` carries the score ``∇ log π`` and inference
 # algorithms (``TraceGraph_ELBO``) treat the site as non-reparameterised.
+#
+# Both skip work that does not change the result: ``expand`` to the batch shape they already have
+# returns the distribution itself (``pyro.plate`` expands every site's distribution to the plate
+# shape, which for a per-example policy it already has), and ``ScoreNormal.sample()`` draws with
+# ``torch.normal(loc, scale)`` directly (the parameters are already broadcast to the batch shape,
+# so the two ``expand`` views of ``Normal.sample`` are no-ops: same random stream, same values).
 class ScoreNormal(dist.Normal):
     """``Normal`` that never reparameterises (actions trained by REINFORCE)."""
 
     has_rsample = False
+
+    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> Any:
+        if _instance is None and torch.Size(batch_shape) == self.batch_shape:
+            return self
+        return super().expand(batch_shape, _instance)
+
+    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        if len(sample_shape):
+            return super().sample(sample_shape)
+        with torch.no_grad():
+            return torch.normal(self.loc, self.scale)
 
 
 class ScoreUniform(dist.Uniform):
     """``Uniform`` that never reparameterises."""
 
     has_rsample = False
+
+    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> Any:
+        if _instance is None and torch.Size(batch_shape) == self.batch_shape:
+            return self
+        return super().expand(batch_shape, _instance)
 
 
 def _stack(values: Tensor | Sequence[Tensor], what: str) -> Tensor:
@@ -164,24 +186,85 @@ def _site(trace: Trace, name: str) -> dict[str, Any]:
     return trace.nodes[name]
 
 
+def _normal_parts(fn: Any) -> tuple[torch.distributions.Normal, int] | None:
+    """``(base, event_dims)`` when ``fn`` is a ``Normal`` (or a subclass keeping its constructor
+    and ``log_prob``, e.g. :class:`ScoreNormal`), possibly wrapped in ``Independent`` layers that
+    fold ``event_dims`` batch dims into the event; else ``None``."""
+    event_dims = 0
+    while type(fn) in (torch.distributions.Independent, dist.Independent):
+        event_dims += fn.reinterpreted_batch_ndims
+        fn = fn.base_dist
+    cls = type(fn)
+    if (
+        isinstance(fn, torch.distributions.Normal)
+        and cls.__init__ is torch.distributions.Normal.__init__
+        and cls.log_prob is torch.distributions.Normal.log_prob
+    ):
+        return fn, event_dims
+    return None
+
+
+def _stacked_normal_log_probs(sites: Sequence[dict[str, Any]]) -> Tensor:
+    """``(N, *batch)`` log-densities of ``N`` Normal sites of one structure (same subclass, event
+    dims, shapes and dtype) in one vectorised ``log_prob`` call on the stacked parameters: the
+    same elementwise formula as calling each site's ``log_prob``, without ``N`` copies of its
+    forward ops and backward graph nodes (the policy sites of RAM and Catch)."""
+    parts = [_normal_parts(site["fn"]) for site in sites]
+    base, event_dims = parts[0]
+    stacked = type(base)(
+        torch.stack([p[0].loc for p in parts]),
+        torch.stack([p[0].scale for p in parts]),
+        validate_args=base._validate_args,
+    )
+    values = torch.stack([site["value"] for site in sites])
+    return sum_rightmost(stacked.log_prob(values), event_dims)
+
+
+def _group_key(site: dict[str, Any]) -> tuple | None:
+    parts = _normal_parts(site["fn"])
+    if parts is None or site.get("log_prob") is not None:
+        return None
+    base, event_dims = parts
+    value = site["value"]
+    if base.loc.shape != value.shape or base.scale.shape != value.shape:
+        return None
+    return type(base), event_dims, tuple(value.shape), value.dtype, value.device
+
+
 def site_log_probs(trace: Trace, names: Sequence[str]) -> Tensor:
     """``(T, B)`` log-probabilities of the sample sites ``names`` (each ``(B,)`` inside the data
     plate, event dims summed), with site scales and masks applied (as ``Trace.compute_log_prob``
-    would, without computing the other sites)."""
+    would, without computing the other sites). Log-probabilities already stored on a site are
+    reused; ``Normal`` sites of one structure (e.g. the location policy at every step) are scored
+    together in one vectorised call (:func:`_stacked_normal_log_probs`), other sites one by one."""
     if not names:
         raise ValueError("site_log_probs: expected at least one site name, found none")
-    out = []
-    for name in names:
-        site = _site(trace, name)
-        lp = site.get("log_prob")
+    sites = [_site(trace, name) for name in names]
+    out: list[Tensor | None] = [None] * len(sites)
+    groups: dict[tuple, list[int]] = {}
+    for i, site in enumerate(sites):
+        key = _group_key(site)
+        if key is not None:
+            groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        stacked = _stacked_normal_log_probs([sites[i] for i in members])
+        for row, i in zip(stacked.unbind(0), members, strict=True):
+            out[i] = row
+    for i, site in enumerate(sites):
+        lp = site.get("log_prob")  # stored by Trace.compute_log_prob: already scaled and masked
         if lp is None:
-            lp = scale_and_mask(site["fn"].log_prob(site["value"]), site["scale"], site["mask"])
+            lp = out[i]
+            if lp is None:
+                lp = site["fn"].log_prob(site["value"])
+            lp = scale_and_mask(lp, site["scale"], site["mask"])
         if lp.dim() != 1:
             raise ValueError(
-                f"site {name!r}: expected a (B,) log-probability (one per episode, event dims "
+                f"site {names[i]!r}: expected a (B,) log-probability (one per episode, event dims "
                 f"folded with .to_event), found shape {tuple(lp.shape)}"
             )
-        out.append(lp)
+        out[i] = lp
     return torch.stack(out, 0)
 
 
