@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import DataError, ImageData, check_split
+from . import IMAGES50_NAMES, DataError, ImageData, check_split
 from .mnist import _cache_key, mnist_split_arrays, resize_images, subset_indices
 from .paths import DataDir, FileSpec, file_sha256, locate
 
@@ -61,7 +61,6 @@ __all__ = [
 ]
 
 DEFAULT_SIZE = 50
-IMAGES50_NAMES: tuple[str, ...] = ("mnist50", "omniglot50", "quickdraw50", "emnist50", "kmnist50")
 
 # Not available: name -> (what the paper uses, canonical source).
 UNAVAILABLE: dict[str, tuple[str, str]] = {
