@@ -287,8 +287,8 @@ def stroke_count_accuracy(
     per_count: int = 3,
     *,
     beta: float = 4.0,
-    sigma_bounds: tuple[float, float] = (0.119, 0.121),
-    omega0_bounds: tuple[float, float] = (0.49, 0.51),
+    sigma_bounds: tuple[float, float] = (0.11999, 0.12001),
+    omega0_bounds: tuple[float, float] = (0.49999, 0.50001),
     stop_bias: float = 0.0,
     likelihood_scale: float = 0.1,
     **overrides,
@@ -298,12 +298,16 @@ def stroke_count_accuracy(
     enumerated posterior's most probable count ``argmax_n q(N = n | x)`` and the chance level
     (always predicting the most frequent true count).
 
-    The renderer parameters are held (almost) at the data's (σ = 0.12, ω0 = 0.5) through
-    ``sigma_bounds``/``omega0_bounds``: with the default wide ranges one stroke fattens
+    The renderer parameters are held at the data's (σ = 0.12, ω0 = 0.5: the pen is known)
+    through ``sigma_bounds``/``omega0_bounds``: with the default wide ranges one stroke fattens
     (σ → 0.16, ω0 → 0.15) to cover a whole glyph and every glyph gets 1 stroke, or (with a high
-    stop bias) every glyph gets 3. Even so the result depends on the seed: measured 300-step
-    accuracies 0.67 (seed 0), 0.33 (seeds 1, 2: every glyph 3 strokes, one stroke split into
-    pieces)."""
+    stop bias) every glyph gets 3. Even so the result depends on the seed: within the first
+    ~100 steps a run either keeps distinct counts (300-step accuracies 0.78 and 0.67 for
+    seeds 0 and 3) or locks every glyph at 3 strokes (seeds 1 and 2: 0.33) — while strokes are
+    still rough, an extra stroke gains ~45 nats of likelihood for ~12 nats of KL, the stop
+    network saturates and the strokes co-adapt into pieces of one stroke. A lower stop-network
+    learning rate, a negative initial stop bias, a one-stroke warm-up, a wider likelihood scale
+    and 300 glyphs instead of 9 did not prevent the lock-in in our runs."""
     torch.manual_seed(seed)
     pyro.set_rng_seed(seed)
     x, truth = balanced_thick_glyphs(20, per_count, 3, sigma=0.12, seed=3)
@@ -327,8 +331,11 @@ def stroke_count_accuracy(
 @pytest.mark.slow
 def test_small_dood_recovers_stroke_counts():
     """Issue 5: a small DooD overfits a few glyphs and recovers their stroke counts better than
-    chance (9 glyphs, 3 per count; chance = 1/3; ~40 s). Seed-sensitive, see
-    :func:`stroke_count_accuracy`."""
-    accuracy, chance = stroke_count_accuracy(seed=0, steps=300)
+    chance — pooled over seeds 0–3 because single runs lock in (:func:`stroke_count_accuracy`):
+    36 glyph fits, chance 12 correct (~3 min)."""
+    results = [stroke_count_accuracy(seed=seed, steps=300) for seed in range(4)]
+    chance = results[0][1]
     assert chance == pytest.approx(1 / 3)
-    assert accuracy >= chance + 0.3, (accuracy, chance)
+    pooled = sum(accuracy for accuracy, _ in results) / len(results)
+    # binomial(36, 1/3) has mean 12 and sd 2.8: ≥ 17 correct is > 1.7 sd above chance
+    assert pooled >= 17 / 36, [accuracy for accuracy, _ in results]
