@@ -292,18 +292,18 @@ def stroke_count_accuracy(
     stop_bias: float = 0.0,
     likelihood_scale: float = 0.1,
     **overrides,
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Overfit a tiny DooD (≤ 3 strokes, exact enumeration of the count, β = 4 default) to
     ``3 · per_count`` wide-stroke 20×20 glyphs with 1–3 strokes and return the accuracy of the
-    enumerated posterior's most probable count ``argmax_n q(N = n | x)`` and the chance level
-    (always predicting the most frequent true count).
+    enumerated posterior's most probable count ``argmax_n q(N = n | x)``, the chance level
+    (always predicting the most frequent true count) and the final ELBO (β = 1, exact in N).
 
     The renderer parameters are held at the data's (σ = 0.12, ω0 = 0.5: the pen is known)
     through ``sigma_bounds``/``omega0_bounds``: with the default wide ranges one stroke fattens
     (σ → 0.16, ω0 → 0.15) to cover a whole glyph and every glyph gets 1 stroke, or (with a high
     stop bias) every glyph gets 3. Even so the result depends on the seed: within the first
-    ~100 steps a run either keeps distinct counts (300-step accuracies 0.78 and 0.67 for
-    seeds 0 and 3) or locks every glyph at 3 strokes (seeds 1 and 2: 0.33) — while strokes are
+    ~100 steps a run either keeps distinct counts (300-step accuracies 0.67 and 0.56 for
+    seeds 0 and 3) or locks every glyph at 3 strokes (seeds 1, 2, 4, 5: 0.33) — while strokes are
     still rough, an extra stroke gains ~45 nats of likelihood for ~12 nats of KL, the stop
     network saturates and the strokes co-adapt into pieces of one stroke. A lower stop-network
     learning rate, a negative initial stop bias, a one-stroke warm-up, a wider likelihood scale
@@ -322,20 +322,21 @@ def stroke_count_accuracy(
     objective = EnumeratedObjective(beta, max_steps=3)
     _train(model, guide, objective, x, steps)
     with torch.no_grad():
-        _, _, tensors = objective.evaluate(model, guide, (x,))
+        _, metrics, tensors = objective.evaluate(model, guide, (x,))
     mode = tensors["stroke_count_probs"].argmax(1)
     chance = torch.bincount(truth).max().item() / len(truth)
-    return (mode == truth).double().mean().item(), chance
+    return (mode == truth).double().mean().item(), chance, metrics["elbo"]
 
 
 @pytest.mark.slow
 def test_small_dood_recovers_stroke_counts():
     """Issue 5: a small DooD overfits a few glyphs and recovers their stroke counts better than
-    chance — pooled over seeds 0–3 because single runs lock in (:func:`stroke_count_accuracy`):
-    36 glyph fits, chance 12 correct (~3 min)."""
-    results = [stroke_count_accuracy(seed=seed, steps=300) for seed in range(4)]
-    chance = results[0][1]
+    chance (9 glyphs, 3 per count; chance 3 of 9; ~3 min). Single runs lock in at a local
+    optimum (:func:`stroke_count_accuracy`), so, as usual with local optima, we restart (seeds
+    0–3) and keep the run with the highest ELBO — no labels involved. Measured (seeds 0–5):
+    accuracies 6, 3, 3, 5, 3, 3 of 9 with ELBOs 506.6, 460.7, 473.6, 517.1, 476.6, 475.8: the
+    two runs that keep distinct counts have the highest ELBOs."""
+    runs = [stroke_count_accuracy(seed=seed, steps=300) for seed in range(4)]
+    accuracy, chance, _ = max(runs, key=lambda run: run[2])
     assert chance == pytest.approx(1 / 3)
-    pooled = sum(accuracy for accuracy, _ in results) / len(results)
-    # binomial(36, 1/3) has mean 12 and sd 2.8: ≥ 17 correct is > 1.7 sd above chance
-    assert pooled >= 17 / 36, [accuracy for accuracy, _ in results]
+    assert accuracy >= chance + 2 / 9 - 1e-9, runs
