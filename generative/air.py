@@ -36,7 +36,7 @@ unweighted, so IWAE estimates are of the true model.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import pyro
@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from generative.config import ConfigDict
 from generative.dood import LIKELIHOOD_SCALE_BOUNDS, AbsorbingBernoulli, bounded
 from generative.networks import MLP
 from generative.stn import place
@@ -78,9 +79,11 @@ def where_to_layout(z_where: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True)
-class AirConfig:
+class AirConfig(ConfigDict):
     """Hyper-parameters of the AIR baselines (the official DooD code's values where the paper is
     silent)."""
+
+    label = "AIR config"
 
     height: int = 50  # DooD appendix A: 50×50 images
     width: int = 50
@@ -138,18 +141,12 @@ class AirConfig:
                 f"AirConfig.where_prior_scale must be > 0, found {self.where_prior_scale}"
             )
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
     @classmethod
     def from_dict(cls, data: dict) -> AirConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown AIR config fields {sorted(unknown)}")
         data = dict(data)
         if "where_prior_loc" in data:  # JSON/torch.save round trips turn tuples into lists
             data["where_prior_loc"] = tuple(data["where_prior_loc"])
-        return cls(**data)
+        return super().from_dict(data)
 
 
 AIR_CONFIGS: dict[str, AirConfig] = {

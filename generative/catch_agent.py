@@ -45,7 +45,7 @@ Choices the paper leaves open (documented, tested where testable):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import pyro
@@ -55,6 +55,7 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor, nn
 
+from generative.config import ConfigDict
 from generative.glimpse import (
     DEFAULT_LOCATION_STD,
     GlimpseNetwork,
@@ -77,8 +78,10 @@ CATCH_ACTIONS: tuple[str, ...] = ("left", "stay", "right")
 
 
 @dataclass(frozen=True)
-class CatchAgentConfig:
+class CatchAgentConfig(ConfigDict):
     """Hyper-parameters of the Catch agent (sec. 4.2) and of the game it plays."""
+
+    label = "Catch agent config"
 
     screen_size: int = 24  # the game: a 24×24 screen ...
     paddle_width: int = 2  # ... and a two-pixel paddle (sec. 4.2)
@@ -92,16 +95,6 @@ class CatchAgentConfig:
     location_std: float = DEFAULT_LOCATION_STD  # not reported (found by random search)
     squash_locations: bool = True  # tanh on the location mean (generative.glimpse)
     detach_location_input: bool = True  # f_l reads a detached h_t (see the module docstring)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> CatchAgentConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown Catch agent config fields {sorted(unknown)}")
-        return cls(**data)
 
 
 CATCH_AGENT_CONFIGS: dict[str, CatchAgentConfig] = {

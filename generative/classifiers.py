@@ -17,13 +17,14 @@ ELBO gives the loss ``−log p(y | x)`` (cross-entropy).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import pyro
 import pyro.distributions as dist
 from torch import Tensor, nn
 
+from generative.config import ImageConfig
 from generative.ram import check_classification_batch
 
 __all__ = [
@@ -36,16 +37,6 @@ __all__ = [
 ]
 
 
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(
-            f"{cls.__name__}: unknown fields {unknown}; expected some of {sorted(known)}"
-        )
-    return cls(**data)
-
-
 def _check_positive(obj: Any) -> None:
     for f in fields(obj):
         value = getattr(obj, f.name)
@@ -54,7 +45,7 @@ def _check_positive(obj: Any) -> None:
 
 
 @dataclass
-class FCConfig:
+class FCConfig(ImageConfig):
     """RAM Tables 1–2 "FC, 2 layers": ``hidden`` rectifier units per layer."""
 
     channels: int = 1
@@ -67,20 +58,9 @@ class FCConfig:
     def __post_init__(self) -> None:
         _check_positive(self)
 
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FCConfig:
-        return _from_dict(cls, data)
-
 
 @dataclass
-class ConvConfig:
+class ConvConfig(ImageConfig):
     """RAM Tables 1–2 "Convolutional, 2 layers" (see the module docstring)."""
 
     channels: int = 1
@@ -99,17 +79,6 @@ class ConvConfig:
                 f"ConvConfig.kernel: expected <= the image side {min(self.height, self.width)}, "
                 f"found {self.kernel}"
             )
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ConvConfig:
-        return _from_dict(cls, data)
 
 
 def conv_output_side(side: int, kernel: int, stride: int) -> int:

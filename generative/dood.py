@@ -57,7 +57,7 @@ every mixture and stop logit by ``τ`` and multiplies every component standard d
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import pyro
@@ -69,6 +69,7 @@ from pyro.distributions.util import broadcast_shape
 from torch import Tensor, nn
 
 from generative.bezier import compose_canvas, render_strokes
+from generative.config import ConfigDict
 from generative.networks import MLP, FeatureCNN, RecurrentCore
 from generative.stn import LAYOUT_SIZE, glimpse, place, transform_points
 
@@ -203,8 +204,10 @@ class AbsorbingBernoulli(TorchDistribution):
 
 
 @dataclass(frozen=True)
-class DooDConfig:
+class DooDConfig(ConfigDict):
     """Hyper-parameters of DooD (paper values where given: appendices A–C)."""
+
+    label = "DooD config"
 
     height: int = 50  # appendix A: every image is scaled to 50×50
     width: int = 50
@@ -276,16 +279,6 @@ class DooDConfig:
             raise ValueError(
                 f"DooDConfig.renderer must be 'spline' or 'neural', found {self.renderer!r}"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DooDConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown DooD config fields {sorted(unknown)}")
-        return cls(**data)
 
 
 DOOD_CONFIGS: dict[str, DooDConfig] = {

@@ -21,7 +21,7 @@ it reuses those states. This is a pure cache: results and gradients are identica
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import pyro
@@ -30,11 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from generative.attention import AttentionParams, AttentiveWrite, PlainWrite
+from generative.config import ConfigDict
 
 
 @dataclass(frozen=True)
-class DrawConfig:
+class DrawConfig(ConfigDict):
     """Hyper-parameters of a DRAW network (Table 3 of the paper)."""
+
+    label = "DRAW config"
 
     height: int = 28
     width: int = 28
@@ -45,16 +48,6 @@ class DrawConfig:
     z_size: int = 100
     read_size: int | None = 2  # N of the read patch; None = no attention (Eq. 17)
     write_size: int | None = 5  # N of the write patch; None = no attention (Eq. 18)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> DrawConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown DRAW config fields {sorted(unknown)}")
-        return cls(**data)
 
 
 DRAW_CONFIGS: dict[str, DrawConfig] = {

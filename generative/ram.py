@@ -46,7 +46,7 @@ differentiable, so the Pyro model has only the label site ``"y"``; training mini
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
 import pyro
@@ -55,6 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from generative.attention import AttentionParams, AttentiveRead, filterbanks, read_patch
+from generative.config import ImageConfig
 from generative.glimpse import (
     DEFAULT_LOCATION_STD,
     GlimpseNetwork,
@@ -82,16 +83,6 @@ __all__ = [
 
 CORES = ("rnn", "lstm")
 FIRST_LOCATIONS = ("uniform", "centre")
-
-
-def _from_dict(cls: type, data: dict[str, Any]) -> Any:
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(
-            f"{cls.__name__}: unknown fields {unknown}; expected some of {sorted(known)}"
-        )
-    return cls(**data)
 
 
 def check_classification_batch(
@@ -122,7 +113,7 @@ def check_classification_batch(
 
 # ============================================================================ RAM
 @dataclass
-class RAMConfig:
+class RAMConfig(ImageConfig):
     """Sizes of RAM (sec. 4); defaults are the paper's 28×28 MNIST model (Table 1a, 6 glimpses)."""
 
     channels: int = 1
@@ -168,17 +159,6 @@ class RAMConfig:
             )
         if not self.location_std > 0:
             raise ValueError(f"RAMConfig.location_std: expected > 0, found {self.location_std}")
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RAMConfig:
-        return _from_dict(cls, data)
 
 
 RAM_CONFIGS: dict[str, dict[str, Any]] = {
@@ -364,7 +344,7 @@ class RAMGuide(nn.Module):
 
 # ============================================================================ DRAM
 @dataclass
-class DRAMConfig:
+class DRAMConfig(ImageConfig):
     """Differentiable RAM (DRAW sec. 4.1): LSTM(256), ``read_size²`` selective-read glimpses."""
 
     channels: int = 1
@@ -383,17 +363,6 @@ class DRAMConfig:
                 )
         if self.num_classes < 2:
             raise ValueError(f"DRAMConfig.num_classes: expected >= 2, found {self.num_classes}")
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.channels, self.height, self.width)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DRAMConfig:
-        return _from_dict(cls, data)
 
 
 DRAM_CONFIGS: dict[str, dict[str, Any]] = {

@@ -46,7 +46,7 @@ paper's keep probability of 90 %) and only acts in ``train()`` mode.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import pyro
 import pyro.distributions as dist
@@ -56,6 +56,7 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor, nn
 from torch.distributions import constraints
 
+from generative.config import ConfigDict
 from generative.strokes import (
     END_TOKEN,
     START_TOKEN,
@@ -87,7 +88,7 @@ INIT_STD = 0.001  # Gaussian init std of W_z (initial state) in the reference co
 
 
 @dataclass(frozen=True)
-class SketchRNNConfig:
+class SketchRNNConfig(ConfigDict):
     """Hyper-parameters of a sketch-rnn network (appendix sec. 3).
 
     ``enc_hidden`` is the size of EACH direction of the bidirectional encoder, so ``h = [h→; h←]``
@@ -97,6 +98,8 @@ class SketchRNNConfig:
     can be mapped back to pixels and other splits normalised alike (``None`` = not recorded).
     ``hyper_hidden`` / ``hyper_embedding`` size the HyperLSTM's small LSTM and its signals.
     """
+
+    label = "sketch-rnn config"
 
     enc_hidden: int = 256
     dec_hidden: int = 512
@@ -134,16 +137,6 @@ class SketchRNNConfig:
             raise ValueError(
                 f"SketchRNNConfig.scale_factor: expected None or > 0, found {self.scale_factor}"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SketchRNNConfig:
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown sketch-rnn config fields {sorted(unknown)}")
-        return cls(**data)
 
 
 _PAPER = SketchRNNConfig(
