@@ -113,6 +113,14 @@ class TrainState:
     history: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class TrainRun:
+    """What one :meth:`SVITrainer.run` did: optimisation steps taken and wall time (seconds)."""
+
+    steps: int
+    seconds: float
+
+
 Objective = Callable[[nn.Module, nn.Module, tuple[Tensor, ...], int], tuple[Tensor, dict]]
 """``objective(model, guide, args, step) -> (loss, metrics)``: the differentiable scalar loss
 per example (already averaged over the batch) and float metrics to log and show."""
@@ -287,6 +295,18 @@ class SVITrainer:
                 )
         self.optimizer.step()
         return loss.item(), metrics
+
+    def run(self, resume: str | Path | None = None) -> TrainRun:
+        """What a training task does: resume from ``resume`` (a checkpoint path) if given,
+        :meth:`fit`, and report where the checkpoint is; returns the steps and wall time of
+        this run."""
+        if resume:
+            self.resume(resume)
+        start_step, start = self.state.step, time.perf_counter()
+        self.fit()
+        seconds = time.perf_counter() - start
+        print(f"checkpoint: {self.checkpoint_path}")
+        return TrainRun(steps=self.state.step - start_step, seconds=seconds)
 
     def fit(self) -> TrainState:
         """Train until ``config.steps``, logging, validating and checkpointing periodically."""

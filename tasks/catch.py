@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -519,18 +518,14 @@ def run_catch_training(job: CatchTrainJob, train_config: TrainConfig) -> dict[st
         progress=job.progress,
         objective=CatchObjective(),
     )
-    if job.resume:
-        trainer.resume(job.resume)
-    start = time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - start
+    run = trainer.run(job.resume)
     agent.eval()
     result = evaluate_agent(agent, job.eval_games, seed=eval_seed)
     result.update(
         checkpoint=str(trainer.checkpoint_path),
         step=trainer.state.step,
         frames=trainer.state.step * train_config.batch_size * (c.screen_size - 1),
-        train_seconds=seconds,
+        train_seconds=run.seconds,
     )
     path = Path(job.out) / "eval.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -1019,12 +1018,7 @@ def run_dood_training(job: DooDTrainJob, train_config: TrainConfig) -> dict[str,
         progress=job.progress,
         objective=objective,
     )
-    if job.resume:
-        trainer.resume(job.resume)
-    start_step, start = trainer.state.step, time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - start
-    print(f"checkpoint: {trainer.checkpoint_path}")
+    run = trainer.run(job.resume)
 
     test = load_dood_images(dataset, "test", num_examples=job.eval_examples, **load)
     result = evaluate_dood(
@@ -1047,9 +1041,9 @@ def run_dood_training(job: DooDTrainJob, train_config: TrainConfig) -> dict[str,
         beta=config["beta"],
         learning_rates={"base": train_config.lr, **train_config.lr_groups},
         steps=trainer.state.step,
-        steps_this_run=trainer.state.step - start_step,
+        steps_this_run=run.steps,
         batch_size=train_config.batch_size,
-        train_seconds=seconds,
+        train_seconds=run.seconds,
         threads=torch.get_num_threads(),
         parameters=sum(p.numel() for p in [*model.parameters(), *guide.parameters()]),
         checkpoint=str(trainer.checkpoint_path),

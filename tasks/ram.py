@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -575,12 +574,7 @@ def run_classification(job: ClassifierJob, train_config: TrainConfig) -> dict[st
         progress=job.progress,
         objective=objective,
     )
-    if job.resume:
-        trainer.resume(job.resume)
-    start_step, start = trainer.state.step, time.perf_counter()
-    trainer.fit()
-    seconds = time.perf_counter() - start
-    print(f"checkpoint: {trainer.checkpoint_path}")
+    run = trainer.run(job.resume)
 
     test = load_classification_split(
         job.dataset, "test", num_examples=job.eval_examples, seed=train_config.seed, **data_opts
@@ -595,9 +589,9 @@ def run_classification(job: ClassifierJob, train_config: TrainConfig) -> dict[st
         "dataset": job.dataset,
         "objective": extra["objective"],
         "steps": trainer.state.step,
-        "steps_this_run": trainer.state.step - start_step,
+        "steps_this_run": run.steps,
         "batch_size": train_config.batch_size,
-        "train_seconds": seconds,
+        "train_seconds": run.seconds,
         "parameters": sum(p.numel() for p in model.parameters()),
         "valid_error": validate()["valid_error"],
         "test": errors,

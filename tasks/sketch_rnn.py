@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,11 +380,7 @@ def run_sketch_training(job: SketchTrainJob, train_config: TrainConfig) -> dict[
                 f"for {objective.config()}; resume with the same --w-kl/--kl-min/--eta-min/"
                 "--kl-decay"
             )
-        trainer.resume(job.resume)
-    start = time.perf_counter()
-    trainer.fit()
-    train_seconds = time.perf_counter() - start
-    print(f"checkpoint: {trainer.checkpoint_path}")
+    run = trainer.run(job.resume)
 
     result = evaluate_sketch_split(
         model,
@@ -403,7 +398,7 @@ def run_sketch_training(job: SketchTrainJob, train_config: TrainConfig) -> dict[
         config_name=extra["config_name"],
         checkpoint=str(trainer.checkpoint_path),
         step=trainer.state.step,
-        train_seconds=train_seconds,
+        train_seconds=run.seconds,
         objective=objective.config(),
         best_valid_loss=best["loss"],
     )

@@ -73,10 +73,7 @@ def run_training(job: TrainJob, train_config: TrainConfig) -> dict:
         device=job.device,
         progress=job.progress,
     )
-    if job.resume:
-        trainer.resume(job.resume)
-    trainer.fit()
-    print(f"checkpoint: {trainer.checkpoint_path}")
+    trainer.run(job.resume)
 
     model.eval()
     guide.eval()

@@ -86,6 +86,15 @@ def test_resume_continues_exactly(tmp_path):
     assert (tmp_path / "a" / "metrics.jsonl").read_text().count("\n") >= 6
 
 
+def test_run_resumes_when_asked_and_reports_this_runs_steps(tmp_path, capsys):
+    first = _trainer(tmp_path / "b", steps=3)
+    assert first.run().steps == 3
+    resumed = _trainer(tmp_path / "c", steps=5, init_seed=99)
+    run = resumed.run(tmp_path / "b" / "checkpoint.pt")
+    assert (run.steps, resumed.state.step) == (2, 5) and run.seconds > 0
+    assert f"checkpoint: {resumed.checkpoint_path}" in capsys.readouterr().out
+
+
 def test_checkpoint_round_trip_rebuilds_the_model(tmp_path):
     from tasks.models import load_trained
 
