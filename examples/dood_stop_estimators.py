@@ -63,10 +63,16 @@ def named_parameters(model: nn.Module, guide: nn.Module) -> list[tuple[str, Tens
 
 
 def exact_elbo(
-    model: nn.Module, guide: nn.Module, images: Tensor, draws: int, seed: int
+    model: nn.Module,
+    guide: nn.Module,
+    images: Tensor,
+    draws: int,
+    seed: int,
+    truth: Tensor | None = None,
 ) -> dict[str, float]:
     """ELBO (β = 1) with the stroke count summed out exactly, averaged over ``draws`` draws of
-    the continuous latents, and the mean of ``E_q[N]``; eval mode, global RNG untouched."""
+    the continuous latents, the mean of ``E_q[N]`` and, given the true counts, the accuracy of
+    ``argmax_n q(N = n | x)`` (first draw); eval mode, global RNG untouched."""
     objective = EnumeratedObjective(1.0, max_steps=max_steps(model.config.to_dict()))
     was = model.training, guide.training
     model.eval()
@@ -75,27 +81,17 @@ def exact_elbo(
     try:
         with torch.random.fork_rng(), torch.no_grad(), pyro.validation_enabled(False):
             torch.manual_seed(seed)
-            for _ in range(draws):
-                _, metrics, _ = objective.evaluate(model, guide, (images,))
+            for draw in range(draws):
+                _, metrics, tensors = objective.evaluate(model, guide, (images,))
                 for key in totals:
                     totals[key] += metrics[key] / draws
+                if draw == 0 and truth is not None:
+                    mode = tensors["stroke_count_probs"].argmax(1)
+                    totals["count_accuracy"] = (mode == truth).double().mean().item()
     finally:
         model.train(was[0])
         guide.train(was[1])
     return totals
-
-
-def count_accuracy(model: nn.Module, guide: nn.Module, images: Tensor, truth: Tensor) -> float:
-    """Accuracy of the most probable stroke count ``argmax_n q(N = n | x)`` (exact)."""
-    objective = EnumeratedObjective(1.0, max_steps=max_steps(model.config.to_dict()))
-    model.eval()
-    guide.eval()
-    with torch.random.fork_rng(), torch.no_grad(), pyro.validation_enabled(False):
-        torch.manual_seed(0)
-        _, _, tensors = objective.evaluate(model, guide, (images,))
-    model.train()
-    guide.train()
-    return (tensors["stroke_count_probs"].argmax(1) == truth).double().mean().item()
 
 
 def estimator_variances(
@@ -254,10 +250,7 @@ def main(argv: list[str] | None = None) -> dict:
             result["same_initial_model"] = same
 
         def evaluate(model=model, guide=guide) -> dict[str, float]:
-            metrics = exact_elbo(model, guide, valid.images, args.eval_draws, args.seed)
-            if truth is not None:
-                metrics["count_accuracy"] = count_accuracy(model, guide, valid.images, truth)
-            return metrics
+            return exact_elbo(model, guide, valid.images, args.eval_draws, args.seed, truth)
 
         print(f"== {est}: training for {args.seconds:.0f} CPU seconds")
         runs[est] = train_for(trainer, batches, args.seconds, evaluate, args.num_evals)
