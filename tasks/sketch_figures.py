@@ -336,6 +336,26 @@ def save_sketch_svg(path: PathLike, seq3: ArrayLike, **style: object) -> Path:
 # ----------------------------------------------------------------------------- matplotlib
 
 
+def _draw_lines(ax: Axes, lines: list[tuple[np.ndarray, str]], linewidth: float) -> None:
+    """Polylines (≥ 2 points) as one round-capped ``LineCollection``; single points (a pen
+    touching down and lifting) as dots of the same width."""
+    segments = [(pts, col) for pts, col in lines if len(pts) > 1]
+    if segments:
+        ax.add_collection(
+            LineCollection(
+                [pts for pts, _ in segments],
+                colors=[col for _, col in segments],
+                linewidths=linewidth,
+                capstyle="round",
+                joinstyle="round",
+            )
+        )
+    dots = [(pts[0], col) for pts, col in lines if len(pts) == 1]
+    if dots:
+        xy = np.array([pt for pt, _ in dots])
+        ax.scatter(xy[:, 0], xy[:, 1], s=linewidth**2, c=[col for _, col in dots], linewidths=0)
+
+
 def draw_sketch(
     ax: Axes,
     seq3: ArrayLike,
@@ -359,22 +379,7 @@ def draw_sketch(
         prefix_points=prefix_points,
         prefix_color=prefix_color,
     )
-    segments = [pts for pts, _ in lines if len(pts) > 1]
-    seg_colors = [col for pts, col in lines if len(pts) > 1]
-    if segments:
-        ax.add_collection(
-            LineCollection(
-                segments,
-                colors=seg_colors,
-                linewidths=linewidth,
-                capstyle="round",
-                joinstyle="round",
-            )
-        )
-    dots = [(pts[0], col) for pts, col in lines if len(pts) == 1]
-    if dots:
-        xy = np.array([p for p, _ in dots])
-        ax.scatter(xy[:, 0], xy[:, 1], s=linewidth**2, c=[c for _, c in dots], linewidths=0)
+    _draw_lines(ax, lines, linewidth)
     vx, vy, vw, vh = _view_box(sketch_bounds(seq3), margin, side)
     ax.set_xlim(vx, vx + vw)
     ax.set_ylim(vy + vh, vy)  # y down
@@ -477,10 +482,7 @@ def save_sketch_grid(
     ax.set_xlim(0, layout.width)
     ax.set_ylim(layout.height, 0)
     ax.set_axis_off()
-    segments: list[np.ndarray] = []
-    seg_colors: list[str] = []
-    dots: list[np.ndarray] = []
-    dot_colors: list[str] = []
+    lines: list[tuple[np.ndarray, str]] = []
     for r, row in enumerate(rows):
         for c, s in enumerate(row):
             if s is None:
@@ -489,22 +491,8 @@ def save_sketch_grid(
             vx, vy, vw, _ = _view_box(sketch_bounds(s), margin, side)
             scale = cell_px / vw
             for pts, col in styled_lines(s, name=f"sketches[{r}][{c}]", **styles[r][c]):  # type: ignore[arg-type]
-                pix = (pts - (vx, vy)) * scale + (x, y)
-                (segments if len(pix) > 1 else dots).append(pix)
-                (seg_colors if len(pix) > 1 else dot_colors).append(col)
-    if segments:
-        ax.add_collection(
-            LineCollection(
-                segments,
-                colors=seg_colors,
-                linewidths=linewidth,
-                capstyle="round",
-                joinstyle="round",
-            )
-        )
-    if dots:
-        xy = np.concatenate(dots)
-        ax.scatter(xy[:, 0], xy[:, 1], s=linewidth**2, c=dot_colors, linewidths=0)
+                lines.append(((pts - (vx, vy)) * scale + (x, y), col))
+    _draw_lines(ax, lines, linewidth)
     font = _FONT_PX * 72 / _DPI
     for text, x, y, ha in layout.labels(row_labels, col_labels, title):
         fig.text(
