@@ -75,11 +75,11 @@ def gradient_moments(
     for k in range(1, draws + 1):
         loss = loss_fn()
         grads = torch.autograd.grad(loss, params, allow_unused=True)
-        for mu, sq, g, p in zip(mean, m2, grads, params, strict=True):
-            g = torch.zeros_like(p) if g is None else g
-            delta = g.double() - mu
+        for mu, sq, g in zip(mean, m2, grads, strict=True):
+            g = torch.zeros_like(mu) if g is None else g.double()
+            delta = g - mu
             mu.add_(delta / k)
-            sq.add_(delta * (g.double() - mu))
+            sq.add_(delta * (g - mu))
     variance = {}
     signal = {}
     for group, keep in groups.items():
