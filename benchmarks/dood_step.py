@@ -4,23 +4,24 @@ per step at the paper configuration (with our renderer and with the official den
 1. **Pyro vs plain PyTorch** (same run, interleaved). The Pyro side is what training runs:
    :class:`inference.nvil.NVILObjective` over ``DooD.model`` / ``DooDGuide.guide`` (traces, a
    replayed model that reuses the guide's per-step results, per-site log-densities), forward +
-   backward. The plain side, :func:`plain_nvil_loss`, computes the same β-weighted NVIL
-   surrogate (sec. 2.3 Eq. 9, appendix C.1) by calling the very same modules directly — guide
-   networks, shared RNNs, renderer, priors — with no Pyro at all. Same weights, same batch, same
-   random numbers (both draw ``o_t``, ``l_t``, ``s_t`` in the same order from a common seed), so
-   the two losses and gradients agree to float rounding (checked and reported). Reported: median
-   seconds per forward + backward, images/s and the ratio Pyro / plain (target ≤ 1.15).
+   backward. The plain side, :func:`benchmarks.references.dood.plain_nvil_loss`, computes the same
+   β-weighted NVIL surrogate (sec. 2.3 Eq. 9, appendix C.1) by calling the very same modules
+   directly — guide networks, shared RNNs, renderer, priors — with no Pyro at all. Same weights,
+   same batch, same random numbers (both draw ``o_t``, ``l_t``, ``s_t`` in the same order from a
+   common seed), so the two losses and gradients agree to float rounding (checked and reported).
+   Reported: median seconds per forward + backward, images/s and the ratio Pyro / plain
+   (target ≤ 1.15).
 2. **Seconds per training step** at the paper configuration (``dood``: 50×50, 6 strokes, S = 100
    curve points, batch 64, NVIL): one full :meth:`SVITrainer.train_step` (objective, backward,
    gradient clipping, Adam with appendix C's learning-rate groups), with our renderer and with
-   :func:`benchmarks.renderer.dense_render` (the official code's dense rasteriser, Eq. 12's max
-   not detached so both compute the same function) substituted for
+   :func:`benchmarks.references.renderer.dense_render` (the official code's dense rasteriser,
+   Eq. 12's max not detached so both compute the same function) substituted for
    :func:`generative.bezier.render_strokes` — a same-run reference for the renderer's share. The
    official implementation takes about 14.7 s per step on this CPU (the number in the issue
    statement; it is not re-measured here); the speed-up over it is reported (target ≥ 5×).
 
 Repetitions are small by default (the machine has 2 shared cores). Run from the repository root
-as a module (it imports :mod:`benchmarks.renderer`)::
+(as a module, or as ``python benchmarks/dood_step.py``)::
 
     python -m benchmarks.dood_step --json examples/results/benchmark_dood_step.json
 """
@@ -33,6 +34,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -44,143 +46,31 @@ import torch
 from torch import Tensor
 
 import generative.dood
-from benchmarks.renderer import dense_render
-from generative.dood import AbsorbingBernoulli, DooD
-from generative.stn import glimpse
+from generative.dood import DooD
 from guides.dood import DooDGuide
 from inference.nvil import NVILObjective
 from inference.trainer import SVITrainer, TrainConfig
-from tasks.dood import BASE_LR, build_dood, load_dood_images, model_config, nvil_lr_groups
+from tasks.dood.data import load_dood_images
+from tasks.dood.models import BASE_LR, build_dood, model_config, nvil_lr_groups
+
+if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.references.dood import (  # noqa: E402
+    PlainNVILStatistics,
+    dense_render_strokes,
+    plain_nvil_loss,
+)
 
 OFFICIAL_SECONDS_PER_STEP = 14.7  # issue statement: official DooD code, this CPU, paper config
 TARGET_RATIO = 1.15
 TARGET_SPEEDUP = 5.0
 
 
-# ----------------------------------------------------------------------------- plain PyTorch
-class PlainNVILStatistics:
-    """NVIL's running mean and variance of the learning signal per step (Mnih & Gregor 2014,
-    Alg. 1), kept as plain tensors with the update rule of :class:`NVILObjective`."""
-
-    def __init__(self, objective: NVILObjective):
-        self.mean = objective.signal_mean.clone()
-        self.var = objective.signal_var.clone()
-        self.updates = objective.updates.clone()
-        self.decay = objective.decay
-
-    @torch.no_grad()
-    def update(self, residual: Tensor, alive: Tensor, initialise: bool = False) -> None:
-        """Moving mean/variance of ``residual`` per step over live examples; ``initialise``
-        only sets never-updated steps and does not count as an update."""
-        for t in range(residual.shape[0]):
-            count = alive[t].sum()
-            if count < 1 or (initialise and self.updates[t] > 0):
-                continue
-            mean = (residual[t] * alive[t]).sum() / count
-            var = ((residual[t] - mean).square() * alive[t]).sum() / count
-            if self.updates[t] == 0:
-                self.mean[t], self.var[t] = mean, var
-            else:
-                a = self.decay
-                self.mean[t] = a * self.mean[t] + (1 - a) * mean
-                self.var[t] = a * self.var[t] + (1 - a) * var
-            if not initialise:
-                self.updates[t] += 1
-
-
-def plain_nvil_loss(
-    model: DooD,
-    guide: DooDGuide,
-    x: Tensor,
-    stats: PlainNVILStatistics,
-    beta: float,
-    baseline_weight: float = 1.0,
-) -> Tensor:
-    """The NVIL surrogate loss of DooD per example, computed directly from the modules.
-
-    For each step: the guide's ``q(o_t)`` (Eq. 6, with the baseline ``b(z_<t, x)`` from detached
-    inputs), ``q(l_t)`` (Eq. 7), ``q(s_t)`` (Eq. 8) on the residual; the model's priors (Eqs. 2–4)
-    on the shared RNN states; the stroke rendered (Eqs. 10–13) and composited (Eq. 14); finally
-    the Laplace likelihood (Eq. 5). Then Eq. 9 with β on the stop terms, local learning signals,
-    centred and normalised advantages and the baseline's squared error (appendix C.1), as
-    :class:`inference.nvil.NVILObjective` computes them: the baseline predicts the standardised
-    signal ``(ℓ_t − c_t) / max(1, √v_t)``, with statistics of earlier batches.
-    """
-    c = model.config
-    batch = x.shape[0]
-    state = model.initial_state(batch)
-    strokes, stops, log_qs, alive, baselines = [], [], [], [], []
-    for _ in range(c.max_strokes):
-        stage_l = model.layout_stage(state)
-        inputs = guide.read_input(x, state.canvas)
-        context = torch.cat([guide.image_cnn(inputs), stage_l.h_layout], -1)
-        baselines.append(guide.baseline(context.detach()).squeeze(-1))
-        q_o = AbsorbingBernoulli(guide.pres_net(context).squeeze(-1), state.z_pres)
-        z_pres = q_o.sample()
-        present = z_pres > 0
-        q_l = guide.layout_posterior(context)
-        z_where = q_l.rsample()
-        stage_s = model.stroke_stage(state, z_where)
-        window = glimpse(inputs, z_where, c.glimpse_size)
-        q_s = guide.stroke_posterior(torch.cat([guide.glimpse_cnn(window), stage_s.h_stroke], -1))
-        z_what = q_s.rsample()
-        render = model.render(stage_s, z_where, z_what)
-        p_o = model.stop_prior(state, stage_l)
-        w = (
-            model.layout_prior(stage_l).log_prob(z_where)
-            - q_l.log_prob(z_where)
-            + model.stroke_prior(stage_s, z_where).log_prob(z_what)
-            - q_s.log_prob(z_what)
-        )
-        strokes.append(torch.where(present, w, torch.zeros_like(w)))
-        log_q = q_o.log_prob(z_pres)
-        stops.append(p_o.log_prob(z_pres) - log_q)
-        log_qs.append(log_q)
-        alive.append(state.z_pres.expand(batch))
-        state = model.advance(state, stage_l, stage_s, z_pres, z_where, z_what, render)
-    log_lik = model.likelihood(model.canvas_of(state.strokes, state.masks)).log_prob(x)
-    stroke_t, stop_t = torch.stack(strokes), torch.stack(stops)
-    log_q_t, alive_t, base_t = torch.stack(log_qs), torch.stack(alive), torch.stack(baselines)
-    per_step = stroke_t + beta * stop_t
-    elbo_beta = log_lik + per_step.sum(0)
-    signal = (log_lik + per_step.flip(0).cumsum(0).flip(0)).detach()
-    stats.update(signal - base_t.detach(), alive_t, initialise=True)
-    steps = c.max_strokes
-    mean = stats.mean[:steps, None].clone()
-    norm = stats.var[:steps, None].sqrt().clamp_min(1.0)
-    standardised = (signal - mean) / norm  # the baseline's target
-    advantage = (standardised - base_t.detach()) * alive_t
-    loss = -(elbo_beta + (advantage * log_q_t).sum(0)).mean()
-    stats.update(signal - norm * base_t.detach(), alive_t)
-    error = (standardised - base_t) * alive_t
-    return loss + baseline_weight * 0.5 * error.square().sum(0).mean()
-
-
 # ----------------------------------------------------------------------------- dense renderer
-def dense_render_strokes(
-    control_points: Tensor,
-    sigma: Tensor | float,
-    omega0: Tensor | float,
-    height: int,
-    width: int,
-    num_points: int = 100,
-) -> Tensor:
-    """:func:`generative.bezier.render_strokes` computed by the official dense rasteriser
-    (:func:`benchmarks.renderer.dense_render`, max of Eq. 12 not detached, as ours)."""
-    lead = control_points.shape[:-2]
-    flat = control_points.reshape(-1, 1, *control_points.shape[-2:])
-    n = flat.shape[0]
-    sig = torch.as_tensor(sigma, dtype=flat.dtype).expand(lead).reshape(n, 1)
-    om0 = torch.as_tensor(omega0, dtype=flat.dtype).expand(lead).reshape(n, 1)
-    images, _ = dense_render(
-        flat, sig, om0, flat.new_ones(n), height, width, num_points, detach_max=False
-    )
-    return images.reshape(*lead, height, width)
-
-
 @contextmanager
 def dense_renderer():
-    """Substitute :func:`dense_render_strokes` for the renderer DooD calls."""
+    """Substitute :func:`benchmarks.references.dood.dense_render_strokes` for the renderer DooD
+    calls."""
     original = generative.dood.render_strokes
     generative.dood.render_strokes = dense_render_strokes
     try:

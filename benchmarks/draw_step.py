@@ -2,9 +2,11 @@
 
 Both sides use the very same modules (``DrawModel`` + ``DrawGuide``), Adam and gradient clipping;
 the plain side computes the paper's loss (Eqs. 9–12: binary cross-entropy of σ(c_T) plus the
-analytic KL of Eq. 11) in one forward pass, the Pyro side runs ``TraceMeanField_ELBO`` over the
-model/guide pair. Steps alternate between the two so that machine noise hits both alike; the
-median time per step of each is reported with images/s and the ratio Pyro / plain.
+analytic KL of Eq. 11) in one forward pass (:func:`benchmarks.references.draw.plain_draw_loss`), the
+Pyro side runs ``TraceMeanField_ELBO`` over the model/guide pair. Steps alternate between the two so
+that machine noise hits both alike; the median time per step of each is reported with images/s and
+the ratio Pyro / plain.
+
 
     python benchmarks/draw_step.py --config mnist --batch-size 100 --steps 20
 """
@@ -14,32 +16,20 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import pyro
 import torch
-import torch.nn.functional as F
 from pyro.infer import TraceMeanField_ELBO
-from torch import Tensor
 
 from generative.draw import DrawModel, draw_config
 from guides.draw import DrawGuide
 
-
-def plain_draw_loss(model: DrawModel, guide: DrawGuide, x: Tensor) -> Tensor:
-    """The DRAW loss of Eq. 12 summed over the batch, written directly in PyTorch."""
-    batch = x.shape[0]
-    state = model.initial_state(batch)
-    enc = (guide.h0.expand(batch, -1), guide.cell0.expand(batch, -1))
-    latent_loss = x.new_zeros(())
-    for _ in range(model.config.steps):
-        enc = guide.encode_step(x, state, enc)
-        mu, sigma = guide.posterior_params(enc[0])
-        z = mu + sigma * torch.randn_like(mu)
-        latent_loss = latent_loss + 0.5 * (mu**2 + sigma**2 - 2 * sigma.log() - 1).sum()  # Eq. 11
-        state = model.step(state, z)
-    recon = F.binary_cross_entropy_with_logits(state.canvas, x, reduction="sum")  # Eq. 9
-    return recon + latent_loss
+if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.references.draw import plain_draw_loss  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -3,14 +3,15 @@ plain-PyTorch implementation of the same network and loss.
 
 Both sides use the very same ``RAM`` module (same weights), the same batch, Adam and gradient
 clipping. The plain side runs the network directly and writes RAM's hybrid loss (sec. 3.2:
-cross-entropy + REINFORCE with the 0/1 reward and a learned baseline + the baseline's squared
-error) by hand; the Pyro side traces ``RAM.model`` and applies
-:class:`inference.reinforce.RAMObjective`. Both draw their random locations with the same torch
-calls, so with equal seeds they compute the same loss (checked in ``tests/test_ram.py``). Steps
-alternate between the sides so machine noise hits both alike; the median time per step of each is
-reported with images/s and the ratio Pyro / plain, in wall time and in this process's CPU time
+cross-entropy + REINFORCE with the 0/1 reward and a learned baseline + the baseline's squared error)
+by hand (:func:`benchmarks.references.ram.plain_ram_loss`); the Pyro side traces ``RAM.model`` and
+applies :class:`inference.reinforce.RAMObjective`. Both draw their random locations with the same
+torch calls, so with equal seeds they compute the same loss (checked in ``tests/test_ram.py``).
+Steps alternate between the sides so machine noise hits both alike; the median time per step of each
+is reported with images/s and the ratio Pyro / plain, in wall time and in this process's CPU time
 (the latter is insensitive to other processes sharing the cores; the 1-minute load average is
 recorded).
+
 
     OMP_NUM_THREADS=1 python benchmarks/ram_step.py --batch-size 100 --steps 200 --json
 """
@@ -19,59 +20,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import pyro
 import torch
-import torch.nn.functional as F
-from torch import Tensor
 
-from generative.glimpse import clip_locations
-from generative.ram import RAM, RAMGuide, ram_config
+from generative.ram import RAM, ram_config
+from guides.ram import RAMGuide
 from inference.reinforce import RAMObjective
 
+if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.references.ram import plain_ram_loss  # noqa: E402
+
 DEFAULT_JSON = Path(__file__).resolve().parents[1] / "examples/results/benchmark_ram_step.json"
-
-
-def plain_ram_loss(ram: RAM, images: Tensor, labels: Tensor) -> tuple[Tensor, dict[str, float]]:
-    """RAM's hybrid loss per example, in plain PyTorch (no Pyro), for ``ram``'s weights.
-
-    Locations are drawn exactly as the Pyro model draws them: ``l_0`` uniform on ``[−1, 1]²``
-    (``low + rand·(high − low)``), then ``l_t = torch.normal(f_l(h_t), σ)`` without gradient.
-    """
-    c = ram.config
-    batch = images.shape[0]
-    h, cell = ram.initial_state(batch, images)
-    state = (h, cell)
-    log_probs, baselines = [], []
-    for t in range(c.num_glimpses):
-        baselines.append(ram.baseline_net(state[0].detach()).squeeze(-1))
-        if t == 0:
-            low, high = images.new_full((batch, 2), -1.0), images.new_full((batch, 2), 1.0)
-            loc = low + torch.rand(batch, 2, dtype=images.dtype) * (high - low)
-            log_probs.append(images.new_full((batch,), -2 * math.log(2.0)))  # log 1/area
-        else:
-            mean = ram.location_mean(state[0])
-            with torch.no_grad():
-                loc = torch.normal(mean, c.location_std)
-            std = c.location_std
-            lp = -((loc - mean) ** 2) / (2 * std**2) - math.log(std) - 0.5 * math.log(2 * math.pi)
-            log_probs.append(lp.sum(-1))
-        state = ram.core(state, ram.glimpse_net(images, clip_locations(loc)))
-    logits = ram.action_net(state[0])
-    cross_entropy = F.cross_entropy(logits, labels)
-    reward = (logits.argmax(-1) == labels).to(images.dtype)
-    lp = torch.stack(log_probs)  # (T, B)
-    b = torch.stack(baselines)  # (T, B)
-    advantage = (reward - b).detach()
-    reinforce = -(advantage * lp).sum(0).mean()
-    baseline_mse = (reward - b).pow(2).sum(0).mean()
-    loss = cross_entropy + reinforce + baseline_mse
-    return loss, {"accuracy": reward.mean().item(), "cross_entropy": cross_entropy.item()}
 
 
 def main(argv: list[str] | None = None) -> dict:

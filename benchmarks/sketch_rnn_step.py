@@ -2,13 +2,14 @@
 
 Both sides use the very same modules (``SketchRNN`` + ``SketchRNNGuide``), the same batch (real
 aaron_sheep sketches padded to ``N_max``), Adam and gradient clipping 1.0. The Pyro side runs the
-annealed objective of appendix Eq. 4 (:class:`inference.annealing.AnnealedKLObjective`: guide
-trace, replayed model trace, ``StrokeSequence.log_prob``, analytic KL); the plain side computes the
-same loss directly (Eq. 2 for ``z``, the decoder, Eq. 9 with the mixture functions of
-:mod:`generative.strokes`, appendix Eq. 2 for the KL). Steps alternate between the two so that
-machine noise hits both alike; the median time per step of each is reported with sequences/s and
-the ratio Pyro / plain (target ≤ 1.10). Before timing, both losses are computed once on the same
-noise in eval mode and their difference is reported.
+annealed objective of appendix Eq. 4 (:class:`inference.annealing.AnnealedKLObjective`: guide trace,
+replayed model trace, ``StrokeSequence.log_prob``, analytic KL); the plain side computes the same
+loss directly (:func:`benchmarks.references.sketch_rnn.plain_sketch_rnn_loss`: Eq. 2 for ``z``, the
+decoder, Eq. 9 with the mixture functions of :mod:`generative.strokes`, appendix Eq. 2 for the KL).
+Steps alternate between the two so that machine noise hits both alike; the median time per step of
+each is reported with sequences/s and the ratio Pyro / plain (target ≤ 1.10). Before timing, both
+losses are computed once on the same noise in eval mode and their difference is reported.
+
 
 ``--cells`` times the decoder alone (forward + backward over the same batch) for each cell type
 at the given config's sizes: the fused plain LSTM, the per-step plain LSTM (recurrent dropout on),
@@ -32,34 +33,16 @@ import pyro
 import torch
 from torch import Tensor
 
-from generative.sketch_rnn import SketchRNN, sketch_rnn_config
-from generative.strokes import mixture_params, offset_log_prob, pen_log_prob
+from generative.sketch_rnn import SketchRNN
+from generative.sketch_rnn_config import sketch_rnn_config
 from guides.sketch_rnn import SketchRNNGuide
 from inference.annealing import AnnealedKLObjective
-from tasks.data.strokes import StrokeBatches, load_strokes
+from tasks.data.batches import StrokeBatches
+from tasks.data.strokes import load_strokes
 
-
-def plain_sketch_rnn_loss(
-    model: SketchRNN, guide: SketchRNNGuide, x5: Tensor, lengths: Tensor, objective, step: int
-) -> Tensor:
-    """Appendix Eq. 4 for a batch, written directly in PyTorch (no Pyro)."""
-    c = model.config
-    inputs, targets = x5[:, :-1], x5[:, 1:]
-    z = None
-    if c.conditional:
-        mu, sigma_hat = guide.posterior_params(x5, lengths)  # Eq. 2
-        z = mu + torch.exp(sigma_hat / 2) * torch.randn_like(mu)
-    params = mixture_params(model.decoder_outputs(inputs, z), c.num_mixtures)  # Eqs. 4–7
-    mask = torch.arange(c.max_length) < lengths.unsqueeze(-1)
-    offsets = torch.where(mask.unsqueeze(-1), targets[..., :2], 0.0)
-    log_s = torch.where(mask, offset_log_prob(params, offsets), 0.0).sum(-1)
-    log_p = pen_log_prob(params, targets[..., 2:]).sum(-1)
-    l_r = -(log_s + log_p).mean() / c.max_length  # Eq. 9
-    if not c.conditional:
-        return l_r
-    l_kl = -0.5 * (1 + sigma_hat - mu.square() - sigma_hat.exp()).mean()  # appendix Eq. 2
-    eta = objective.eta(step)
-    return l_r + objective.w_kl * eta * torch.clamp(l_kl, min=objective.kl_min)  # Eq. 4
+if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.references.sketch_rnn import plain_sketch_rnn_loss  # noqa: E402
 
 
 def _median_times(sides: dict, params: list, optim, warmup: int, steps: int) -> dict:

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -33,19 +35,30 @@ from torch import Tensor, nn  # noqa: E402
 
 from inference.gradients import gradient_moments  # noqa: E402
 from inference.nvil import EnumeratedObjective  # noqa: E402
-from inference.trainer import ImageBatches, SVITrainer, TrainConfig  # noqa: E402
-from tasks.dood import (  # noqa: E402
+from inference.trainer import SVITrainer, TrainConfig  # noqa: E402
+from tasks.data.batches import ImageBatches  # noqa: E402
+from tasks.data.core import ImageData  # noqa: E402
+from tasks.dood import FAMILY  # noqa: E402
+from tasks.dood.data import DATASETS, load_dood_images  # noqa: E402
+from tasks.dood.models import (  # noqa: E402
     BASE_LR,
-    DATASETS,
-    MODELS,
-    NVIL_LR,
-    load_dood_images,
+    MODEL_NAMES,
+    DooDOptions,
     max_steps,
     model_config,
     nvil_lr_groups,
     stop_objective,
 )
-from tasks.evaluate import write_json  # noqa: E402
+from tasks.options import (  # noqa: E402
+    RunOptions,
+    add_options,
+    field_names,
+    option,
+    options_from,
+    positive,
+)
+from tasks.results import write_json  # noqa: E402
+from tasks.training import prepare_process  # noqa: E402
 
 ESTIMATORS = ("nvil", "enum")
 GROUPS = {
@@ -53,6 +66,34 @@ GROUPS = {
     "guide": lambda n: n.startswith("guide.") and not n.startswith("guide.baseline."),
     "model": lambda n: n.startswith("model."),
 }
+#: the common training options this comparison uses, with its defaults
+RUN_FIELDS = {
+    "config": "small",
+    "dataset": "glyphs",
+    "batch_size": 64,
+    "lr": BASE_LR,
+    "seed": 0,
+    "threads": 1,
+    "out": "runs/dood_stop_estimators",
+    "data_dir": None,
+    "download": False,
+}
+#: the DooD/AIR training options it uses (the estimator is what it varies)
+MODEL_FIELDS = ("image_size", "beta", "nvil_lr", "num_train")
+
+
+@dataclass
+class ComparisonOptions:
+    """What only this comparison has: the model, the CPU budget, the measurements, the outputs."""
+
+    model: str = option("dood", "model to compare the estimators on", choices=MODEL_NAMES)
+    seconds: float = option(600.0, "CPU seconds per estimator", check=positive)
+    eval_examples: int = option(200, "validation images of the ELBO curve", check=positive)
+    eval_draws: int = option(4, "draws of the continuous latents per ELBO", check=positive)
+    num_evals: int = option(10, "ELBO evaluations along each run", check=positive)
+    grad_draws: int = option(32, "gradient draws per variance estimate", check=positive)
+    results: str = option("examples/results", "folder of the result JSON")
+    figures: str = option("examples/figures", "folder of the figure")
 
 
 def named_parameters(model: nn.Module, guide: nn.Module) -> list[tuple[str, Tensor]]:
@@ -163,137 +204,51 @@ def plot_curves(runs: dict[str, list[dict]], title: str, path: Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="dood", choices=sorted(MODELS))
-    parser.add_argument("--config", default="small", help="named config (default: small)")
-    parser.add_argument("--dataset", default="glyphs", choices=DATASETS)
-    parser.add_argument("--image-size", type=int, default=None, help="default: the config's")
-    parser.add_argument("--beta", type=float, default=None, help="default: DooD 4, AIR 5")
-    parser.add_argument("--seconds", type=float, default=600.0, help="CPU seconds per estimator")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=BASE_LR, help="appendix C: 1e-4")
-    parser.add_argument("--nvil-lr", type=float, default=NVIL_LR, help="appendix C: 1e-3")
-    parser.add_argument("--num-train", type=int, default=None)
-    parser.add_argument("--eval-examples", type=int, default=200)
-    parser.add_argument("--eval-draws", type=int, default=4)
-    parser.add_argument("--num-evals", type=int, default=10)
-    parser.add_argument("--grad-draws", type=int, default=32)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="runs/dood_stop_estimators")
-    parser.add_argument("--results", default="examples/results")
-    parser.add_argument("--figures", default="examples/figures")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--download", action="store_true")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    add_options(parser.add_argument_group("comparison options"), ComparisonOptions)
+    add_options(
+        parser.add_argument_group("training options"),
+        RunOptions,
+        defaults=RUN_FIELDS,
+        choices={"dataset": DATASETS},
+        skip=field_names(RunOptions) - set(RUN_FIELDS),
+    )
+    add_options(
+        parser.add_argument_group("DooD/AIR options"),
+        DooDOptions,
+        skip=field_names(DooDOptions) - set(MODEL_FIELDS),
+    )
+    return parser
 
-    configs = {
-        est: model_config(
-            args.model,
-            args.config,
-            dataset=args.dataset,
-            image_size=args.image_size,
-            stop=est,
-            beta=args.beta,
-        )
-        for est in ESTIMATORS
-    }
-    size = int(configs["nvil"]["height"])
-    load = dict(size=size, seed=args.seed, data_dir=args.data_dir, download=args.download)
-    train = load_dood_images(args.dataset, "train", num_examples=args.num_train, **load)
-    valid = load_dood_images(args.dataset, "valid", num_examples=args.eval_examples, **load)
-    truth = valid.extras.get("num_strokes")
-    grad_batch = valid.images[: args.batch_size]
 
-    runs, pairs, result = {}, {}, {"estimators": {}}
-    for est in ESTIMATORS:
-        torch.manual_seed(args.seed)
-        pyro.set_rng_seed(args.seed)
-        model, guide = MODELS[args.model].build(configs[est])
-        objective = stop_objective(configs[est])
-        config = TrainConfig(
-            steps=10**9,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            seed=args.seed,
-            lr_groups=nvil_lr_groups(guide, args.nvil_lr),
-        )
-        batches = ImageBatches(train.images, args.batch_size, seed=args.seed)
-        trainer = SVITrainer(
-            model,
-            guide,
-            batches,
-            config,
-            out_dir=Path(args.out) / est,
-            checkpoint_extra={"model": args.model, "model_config": configs[est]},
-            progress=False,
-            objective=objective,
-        )
-        if est == "nvil":
-            # NVIL's running statistics start from one batch (as in training); then measure
-            # both estimators at the shared initialisation
-            with torch.no_grad():
-                objective(model, guide, (grad_batch,), 0)
-            init_state = {k: v.clone() for k, v in model.state_dict().items()}
-            variances_init = estimator_variances(
-                model,
-                guide,
-                {"nvil": objective, "enum": stop_objective({**configs["enum"]})},
-                grad_batch,
-                args.grad_draws,
-                args.seed,
-            )
-        else:
-            same = all(torch.equal(init_state[k], v) for k, v in model.state_dict().items())
-            result["same_initial_model"] = same
-
-        def evaluate(model=model, guide=guide) -> dict[str, float]:
-            return exact_elbo(model, guide, valid.images, args.eval_draws, args.seed, truth)
-
-        print(f"== {est}: training for {args.seconds:.0f} CPU seconds")
-        runs[est] = train_for(trainer, batches, args.seconds, evaluate, args.num_evals)
-        pairs[est] = (model, guide, objective)
-        final = runs[est][-1]
-        result["estimators"][est] = {
-            "steps": final["step"],
-            "ms_per_step": 1000 * final["cpu_seconds"] / max(final["step"], 1),
-            "final_elbo": final["elbo"],
-            "final_num_strokes": final["num_strokes"],
-            **({"count_accuracy": final["count_accuracy"]} if truth is not None else {}),
-            "curve": runs[est],
-        }
-
-    model, guide, nvil = pairs["nvil"]
-    variances_end = estimator_variances(
+def make_trainer(
+    name: str, config: dict, run: RunOptions, options: DooDOptions, images: Tensor, out: Path
+) -> tuple[SVITrainer, ImageBatches]:
+    """The trainer of one estimator: appendix C's learning-rate groups, the config's objective."""
+    model, guide = FAMILY.model(name).build(config)
+    train_config = TrainConfig(
+        steps=10**9,
+        batch_size=run.batch_size,
+        lr=run.lr,
+        seed=run.seed,
+        lr_groups=nvil_lr_groups(guide, options.nvil_lr),
+    )
+    batches = ImageBatches(images, run.batch_size, seed=run.seed)
+    trainer = SVITrainer(
         model,
         guide,
-        {"nvil": nvil, "enum": stop_objective(configs["enum"])},
-        grad_batch,
-        args.grad_draws,
-        args.seed,
+        batches,
+        train_config,
+        out_dir=out,
+        checkpoint_extra={"model": name, "model_config": config},
+        progress=False,
+        objective=stop_objective(config),
     )
-    result.update(
-        model=args.model,
-        config=args.config,
-        dataset=args.dataset,
-        image_size=size,
-        beta=configs["nvil"]["beta"],
-        seconds_per_estimator=args.seconds,
-        threads=args.threads,
-        batch_size=args.batch_size,
-        learning_rates={"base": args.lr, "stop network and baseline": args.nvil_lr},
-        eval_examples=len(valid),
-        eval_draws=args.eval_draws,
-        gradient_variance={"initialisation": variances_init, "end of nvil run": variances_end},
-        command="python examples/dood_stop_estimators.py "
-        + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
-    )
-    name = f"dood_stop_estimators_{args.dataset}"
-    write_json(result, Path(args.results) / f"{name}.json")
-    title = f"{args.model} ({args.config}) on {args.dataset}: NVIL vs enumerated stroke count"
-    plot_curves(runs, title, Path(args.figures) / f"{name}.png")
+    return trainer, batches
+
+
+def print_report(result: dict) -> None:
     for point, table in result["gradient_variance"].items():
         for group in GROUPS:
             v = {e: table[e]["total_variance"][group] for e in ESTIMATORS}
@@ -309,6 +264,120 @@ def main(argv: list[str] | None = None) -> dict:
             f"{r['final_elbo']:.1f}, E[N] {r['final_num_strokes']:.2f}"
             + (f", count accuracy {r['count_accuracy']:.2f}" if "count_accuracy" in r else "")
         )
+
+
+def run_summary(curve: list[dict], with_truth: bool) -> dict:
+    final = curve[-1]
+    return {
+        "steps": final["step"],
+        "ms_per_step": 1000 * final["cpu_seconds"] / max(final["step"], 1),
+        "final_elbo": final["elbo"],
+        "final_num_strokes": final["num_strokes"],
+        **({"count_accuracy": final["count_accuracy"]} if with_truth else {}),
+        "curve": curve,
+    }
+
+
+def run_estimators(
+    cmp: ComparisonOptions,
+    run: RunOptions,
+    options: DooDOptions,
+    configs: dict[str, dict],
+    train_images: Tensor,
+    valid: ImageData,
+) -> tuple[dict, dict[str, list[dict]], dict]:
+    """Both estimators from the same initialisation for the same CPU time; returns the result
+    so far, the ELBO curves and the gradient variances at the start and end of the NVIL run."""
+    truth = valid.extras.get("num_strokes")
+    grad_batch = valid.images[: run.batch_size]
+    runs, pairs, result = {}, {}, {"estimators": {}}
+    for est in ESTIMATORS:
+        torch.manual_seed(run.seed)
+        pyro.set_rng_seed(run.seed)
+        trainer, batches = make_trainer(
+            cmp.model, configs[est], run, options, train_images, Path(run.out) / est
+        )
+        model, guide, objective = trainer.model, trainer.guide, trainer.objective
+        if est == "nvil":
+            # NVIL's running statistics start from one batch (as in training); then measure
+            # both estimators at the shared initialisation
+            with torch.no_grad():
+                objective(model, guide, (grad_batch,), 0)
+            init_state = {k: v.clone() for k, v in model.state_dict().items()}
+            variances_init = estimator_variances(
+                model,
+                guide,
+                {"nvil": objective, "enum": stop_objective({**configs["enum"]})},
+                grad_batch,
+                cmp.grad_draws,
+                run.seed,
+            )
+        else:
+            same = all(torch.equal(init_state[k], v) for k, v in model.state_dict().items())
+            result["same_initial_model"] = same
+
+        def evaluate(model=model, guide=guide) -> dict[str, float]:
+            return exact_elbo(model, guide, valid.images, cmp.eval_draws, run.seed, truth)
+
+        print(f"== {est}: training for {cmp.seconds:.0f} CPU seconds")
+        runs[est] = train_for(trainer, batches, cmp.seconds, evaluate, cmp.num_evals)
+        pairs[est] = (model, guide, objective)
+        result["estimators"][est] = run_summary(runs[est], truth is not None)
+    model, guide, nvil = pairs["nvil"]
+    variances_end = estimator_variances(
+        model,
+        guide,
+        {"nvil": nvil, "enum": stop_objective(configs["enum"])},
+        grad_batch,
+        cmp.grad_draws,
+        run.seed,
+    )
+    return result, runs, {"initialisation": variances_init, "end of nvil run": variances_end}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    cmp = options_from(ComparisonOptions, args)
+    run = options_from(RunOptions, args)
+    options = options_from(DooDOptions, args)
+    prepare_process(run)
+    configs = {
+        est: model_config(
+            cmp.model,
+            run.config,
+            dataset=run.dataset,
+            image_size=options.image_size,
+            stop=est,
+            beta=options.beta,
+        )
+        for est in ESTIMATORS
+    }
+    size = int(configs["nvil"]["height"])
+    load = dict(size=size, seed=run.seed, data_dir=run.data_dir, download=run.download)
+    train = load_dood_images(run.dataset, "train", num_examples=options.num_train, **load)
+    valid = load_dood_images(run.dataset, "valid", num_examples=cmp.eval_examples, **load)
+    result, runs, variances = run_estimators(cmp, run, options, configs, train.images, valid)
+    result.update(
+        model=cmp.model,
+        config=run.config,
+        dataset=run.dataset,
+        image_size=size,
+        beta=configs["nvil"]["beta"],
+        seconds_per_estimator=cmp.seconds,
+        threads=run.threads,
+        batch_size=run.batch_size,
+        learning_rates={"base": run.lr, "stop network and baseline": options.nvil_lr},
+        eval_examples=len(valid),
+        eval_draws=cmp.eval_draws,
+        gradient_variance=variances,
+        command="python examples/dood_stop_estimators.py " + " ".join(argv),
+    )
+    name = f"dood_stop_estimators_{run.dataset}"
+    write_json(result, Path(cmp.results) / f"{name}.json")
+    title = f"{cmp.model} ({run.config}) on {run.dataset}: NVIL vs enumerated stroke count"
+    plot_curves(runs, title, Path(cmp.figures) / f"{name}.png")
+    print_report(result)
     return result
 
 

@@ -21,30 +21,46 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import pyro
-import torch
-
-from inference.trainer import TrainConfig
-from tasks.dood import (
-    BASE_LR,
-    DATASETS,
-    DEFAULT_CONFIG,
-    MODELS,
-    NVIL_LR,
-    PAPER_IWAE_SAMPLES,
-    DooDTrainJob,
-    evaluate_dood,
-    format_dood_summary,
-    load_dood_checkpoint,
-    load_dood_images,
-    run_dood_training,
-    write_reconstructions,
-)
-from tasks.evaluate import write_json
+from tasks.dood import FAMILY
+from tasks.dood.data import DATASETS, load_dood_images
+from tasks.dood.evaluate import evaluate_dood, format_dood_summary
+from tasks.dood.models import BASE_LR, DEFAULT_CONFIG, MODEL_NAMES, PAPER_IWAE_SAMPLES, DooDOptions
+from tasks.dood.pictures import write_reconstructions
+from tasks.families import load_trained
+from tasks.options import RunOptions, add_options, given_options, option, options_from
+from tasks.results import write_json
+from tasks.training import train
 
 PICTURES = ("reconstruction", "samples", "generation", "completion")
+#: the example's defaults of the common training options (a time budget, not a step count)
+RUN_DEFAULTS = dict(
+    dataset="mnist",
+    out=None,
+    steps=1_000_000,
+    max_seconds=3600.0,
+    batch_size=64,
+    lr=BASE_LR,
+    validate_every=200,
+    checkpoint_every=200,
+    log_every=20,
+)
+
+
+@dataclass
+class ExampleOptions:
+    """What only this example has: the model, the transfer datasets and where results go."""
+
+    model: str = option("dood", "model to train", choices=MODEL_NAMES)
+    transfer: list[str] = option(
+        [],
+        "also evaluate (IWAE, strokes, reconstructions) on these datasets' test splits",
+        choices=DATASETS,
+    )
+    results: str = option("examples/results", "folder of the result JSON")
+    figures: str = option("examples/figures", "folder of the figures")
 
 
 def run_name(model: str, config: str, dataset: str, stop: str | None) -> str:
@@ -59,126 +75,94 @@ def run_name(model: str, config: str, dataset: str, stop: str | None) -> str:
     return f"{stem}_{dataset}" + ("_enum" if stop == "enum" else "")
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    add_options(parser.add_argument_group("example options"), ExampleOptions)
+    add_options(
+        parser.add_argument_group("training options"),
+        RunOptions,
+        defaults=RUN_DEFAULTS,
+        choices={"dataset": DATASETS},
+        default_texts={"config": "the paper's", "out": "runs/<name>"},
+    )
+    add_options(
+        parser.add_argument_group("DooD/AIR options"),
+        DooDOptions,
+        defaults={"num_valid": 200, "iwae_samples": PAPER_IWAE_SAMPLES},
+    )
+    return parser
+
+
+def transfer(
+    out: Path, example: ExampleOptions, run: RunOptions, options: DooDOptions
+) -> dict[str, dict]:
+    """Zero-shot evaluation and reconstructions of the trained model on other datasets."""
+    results: dict[str, dict] = {}
+    if not example.transfer:
+        return results
+    model, guide, ckpt = load_trained(out / "checkpoint.pt", device=run.device)
+    size = int(ckpt.model_config["height"])
+    for dataset in example.transfer:
+        data = load_dood_images(
+            dataset,
+            "test",
+            size=size,
+            num_examples=options.eval_examples,
+            seed=run.seed,
+            data_dir=run.data_dir,
+            download=run.download,
+        )
+        res = evaluate_dood(
+            model,
+            guide,
+            data,
+            iwae_samples=options.iwae_samples,
+            seed=run.seed,
+            device=run.device,
+            progress=run.progress,
+        )
+        print(f"zero-shot on {dataset}:\n{format_dood_summary(res)}")
+        res.pop("per_example")
+        results[dataset] = res
+        write_reconstructions(
+            guide,
+            data.images[:8].to(run.device),
+            out / f"reconstruction_{dataset}.png",
+            seed=run.seed,
+            title=f"{example.model} trained on {run.dataset}, test images of {dataset}",
+        )
+    return results
+
+
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="dood", choices=sorted(MODELS))
-    parser.add_argument("--config", default=None, help="named config (default: the paper's)")
-    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
-    parser.add_argument("--stop", default=None, choices=("nvil", "enum"))
-    parser.add_argument("--beta", type=float, default=None, help="default: DooD 4, AIR 5")
-    parser.add_argument("--image-size", type=int, default=None, help="default: the config's")
-    parser.add_argument("--steps", type=int, default=1_000_000, help="upper bound on steps")
-    parser.add_argument("--max-seconds", type=float, default=3600.0, help="training wall time")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=BASE_LR, help="appendix C: 1e-4")
-    parser.add_argument("--nvil-lr", type=float, default=NVIL_LR, help="appendix C: 1e-3")
-    parser.add_argument("--num-train", type=int, default=None)
-    parser.add_argument("--num-valid", type=int, default=200)
-    parser.add_argument("--validate-every", type=int, default=200)
-    parser.add_argument("--checkpoint-every", type=int, default=200)
-    parser.add_argument("--iwae-samples", type=int, default=PAPER_IWAE_SAMPLES)
-    parser.add_argument(
-        "--eval-examples", type=int, default=200, help="test images (a seeded random subset)"
-    )
-    parser.add_argument(
-        "--transfer",
-        nargs="*",
-        default=[],
-        choices=DATASETS,
-        help="also evaluate (IWAE, strokes, reconstructions) on these datasets' test splits",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--resume", default=None)
-    parser.add_argument("--out", default=None, help="run folder (default runs/<name>)")
-    parser.add_argument("--results", default="examples/results")
-    parser.add_argument("--figures", default="examples/figures")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pyro.enable_validation(False)
-    config = args.config or DEFAULT_CONFIG[args.model]
-    name = run_name(args.model, config, args.dataset, args.stop)
+    example = options_from(ExampleOptions, args)
+    config = args.config or DEFAULT_CONFIG[example.model]
+    name = run_name(example.model, config, args.dataset, args.stop)
     out = Path(args.out or f"runs/{name}")
-    job = DooDTrainJob(
-        model=args.model,
-        config=config,
-        dataset=args.dataset,
-        out=str(out),
-        stop=args.stop,
-        beta=args.beta,
-        image_size=args.image_size,
-        nvil_lr=args.nvil_lr,
-        num_train=args.num_train,
-        num_valid=args.num_valid,
-        eval_examples=args.eval_examples,
-        iwae_samples=args.iwae_samples,
-        resume=args.resume,
-        device=args.device,
-        data_dir=args.data_dir,
-        progress=not args.no_progress,
+    run = options_from(
+        RunOptions, args, config=config, out=str(out), given=given_options(parser, argv)
     )
-    train_config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        seed=args.seed,
-        log_every=20,
-        validate_every=args.validate_every,
-        checkpoint_every=args.checkpoint_every,
-        max_seconds=args.max_seconds,
-    )
+    options = options_from(DooDOptions, args)
     start = time.perf_counter()
-    result = run_dood_training(job, train_config)
-    result["transfer"] = {}
-    if args.transfer:
-        model, guide, ckpt = load_dood_checkpoint(out / "checkpoint.pt", device=args.device)
-        size = int(ckpt["model_config"]["height"])
-        for dataset in args.transfer:
-            data = load_dood_images(
-                dataset,
-                "test",
-                size=size,
-                num_examples=args.eval_examples,
-                seed=args.seed,
-                data_dir=args.data_dir,
-            )
-            res = evaluate_dood(
-                model,
-                guide,
-                data,
-                iwae_samples=args.iwae_samples,
-                seed=args.seed,
-                device=args.device,
-                progress=not args.no_progress,
-            )
-            print(f"zero-shot on {dataset}:\n{format_dood_summary(res)}")
-            res.pop("per_example")
-            result["transfer"][dataset] = res
-            write_reconstructions(
-                guide,
-                data.images[:8].to(args.device),
-                out / f"reconstruction_{dataset}.png",
-                seed=args.seed,
-                title=f"{args.model} trained on {args.dataset}, test images of {dataset}",
-            )
+    result = train(FAMILY, example.model, run, options)
+    result["transfer"] = transfer(out, example, run, options)
     summary = {k: v for k, v in result.items() if k != "per_example"}
     summary.update(
-        experiment=f"{name}: {args.model} ({config}) trained on {args.dataset}",
+        experiment=f"{name}: {example.model} ({config}) trained on {run.dataset}",
         wall_minutes=(time.perf_counter() - start) / 60,
-        max_seconds=args.max_seconds,
-        command="python examples/dood_train.py " + " ".join(sys.argv[1:] if argv is None else argv),
+        max_seconds=run.max_seconds,
+        command="python examples/dood_train.py " + " ".join(argv),
     )
-    results = Path(args.results)
+    results = Path(example.results)
     results.mkdir(parents=True, exist_ok=True)
     write_json(summary, results / f"{name}.json")
-    figures = Path(args.figures)
+    figures = Path(example.figures)
     figures.mkdir(parents=True, exist_ok=True)
     pictures = [p for p in PICTURES if (out / f"{p}.png").is_file()]
-    pictures += [f"reconstruction_{d}" for d in args.transfer]
+    pictures += [f"reconstruction_{d}" for d in example.transfer]
     for picture in pictures:
         shutil.copy(out / f"{picture}.png", figures / f"{name}_{picture}.png")
     keys = ("log_likelihood", "log_likelihood_stderr", "elbo", "valid_elbo", "steps")

@@ -2,8 +2,9 @@
 
 Trains the Table 3 "MNIST Model" (T=64, 256 LSTM units, 100 latents, 2×2 read, 5×5 write) or
 "DRAW without attention" on the fixed binarization of Larochelle & Murray, then estimates the
-test negative log-likelihood with IWAE (K ≥ 200) through the generic evaluation task, and writes
-the metrics JSON and pictures. Paper: DRAW ≤ 80.97 nats, without attention ≤ 87.40 nats.
+test negative log-likelihood with IWAE (K = 200) through the generic evaluation task, and writes
+the metrics JSON and pictures. Paper: DRAW ≤ 80.97 nats, without attention ≤ 87.40 nats. Every
+option of ``pyro-draw train draw`` applies; ``--minutes`` sets ``--max-seconds``.
 
     python examples/draw_mnist.py --config mnist --minutes 50 --out runs/draw_mnist
     python examples/draw_mnist.py --config mnist_no_attention --minutes 50 --out runs/draw_mnist_na
@@ -16,101 +17,67 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-from inference.trainer import TrainConfig
-from tasks.data import load_images
-from tasks.evaluate import evaluate_split, format_summary, write_json
-from tasks.models import load_trained
-from tasks.train import TrainJob, run_training
+from tasks.cli import add_train_options, parse_train_options
+from tasks.draw import FAMILY
+from tasks.results import write_json
+from tasks.training import train
 
 PAPER_NLL = {"mnist": 80.97, "mnist_no_attention": 87.40}
+DEFAULTS = {
+    "config": "mnist",
+    "dataset": "binarized_mnist",
+    "steps": 1_000_000,
+    "validate_every": 500,
+    "checkpoint_every": 500,
+    "log_every": 50,
+}
+
+
+def _parse(argv: list[str] | None):
+    spec = FAMILY.model("draw")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    parser.add_argument("--minutes", type=float, default=50.0, help="training wall-time budget")
+    parser.add_argument("--results", default="examples/results", help="folder of the JSON")
+    add_train_options(parser, FAMILY, spec, DEFAULTS)
+    # the final test IWAE: K = 200 on a fixed random 1000-image subset (10000 = all)
+    parser.set_defaults(iwae_samples=200, eval_examples=1000)
+    run, options, args = parse_train_options(parser, argv, spec)
+    if run.config not in PAPER_NLL:
+        parser.error(f"--config: expected one of {sorted(PAPER_NLL)}, found {run.config!r}")
+    out = run.out if "out" in run.given else f"runs/draw_{run.config}"
+    return replace(run, out=out, max_seconds=run.max_seconds or args.minutes * 60), options, args
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="mnist", choices=sorted(PAPER_NLL))
-    parser.add_argument("--minutes", type=float, default=50.0, help="training wall-time budget")
-    parser.add_argument("--steps", type=int, default=1_000_000, help="upper bound on steps")
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--iwae-samples", type=int, default=200)
-    parser.add_argument(
-        "--eval-examples",
-        type=int,
-        default=1000,
-        help="test images for IWAE (fixed random subset; 10000 = all)",
-    )
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--resume", default=None)
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--results", default="examples/results")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out or f"runs/draw_{args.config}")
-    config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        validate_every=500,
-        checkpoint_every=500,
-        log_every=50,
-        max_seconds=args.minutes * 60,
-    )
-    job = TrainJob(
-        model="draw",
-        config=args.config,
-        dataset="binarized_mnist",
-        out=str(out),
-        data_dir=args.data_dir,
-        resume=args.resume,
-        device=args.device,
-        iwae_samples=2,
-        eval_examples=100,
-        progress=True,
-    )
+    run, options, args = _parse(argv)
     start = time.perf_counter()
-    run_training(job, config)  # also writes pictures and a quick K=2 check
+    result = train(FAMILY, "draw", run, options)  # the test IWAE, eval.json and pictures
     train_seconds = time.perf_counter() - start
-
-    model, guide, ckpt = load_trained(out / "checkpoint.pt", device=args.device)
-    test = load_images("binarized_mnist", "test", data_dir=args.data_dir)
-    result = evaluate_split(
-        model.model,
-        guide.guide,
-        test,
-        num_examples=args.eval_examples,
-        num_particles=args.iwae_samples,
-        device=args.device,
-    )
+    out = Path(run.out)
+    steps = result["step"]
     result.update(
-        experiment=f"DRAW binarized MNIST ({args.config})",
-        config=args.config,
-        model_config=ckpt["model_config"],
-        dataset="binarized_mnist",
-        split="test",
-        binarization=test.binarization,
-        steps=ckpt["step"],
-        epochs=ckpt["step"] * args.batch_size / 50_000,
+        experiment=f"DRAW binarized MNIST ({run.config})",
+        config=run.config,
+        steps=steps,
+        epochs=steps * run.batch_size / 50_000,
         train_minutes=train_seconds / 60,
         threads=torch.get_num_threads(),
-        paper_nll_upper_bound=PAPER_NLL[args.config],
+        paper_nll_upper_bound=PAPER_NLL[run.config],
         command="python examples/draw_mnist.py " + " ".join(sys.argv[1:] if argv is None else argv),
     )
     results = Path(args.results)
     summary = {k: v for k, v in result.items() if k != "per_example"}
-    write_json(summary, results / f"draw_mnist_{args.config}.json")
+    write_json(summary, results / f"draw_mnist_{run.config}.json")
     write_json(result, out / "eval_iwae.json")
     figures = results.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     for name in ("generation", "nearest"):
-        shutil.copy(out / f"{name}.png", figures / f"draw_mnist_{args.config}_{name}.png")
-    print(format_summary(result))
+        shutil.copy(out / f"{name}.png", figures / f"draw_mnist_{run.config}_{name}.png")
     print(json.dumps({k: summary[k] for k in ("nll", "elbo", "steps", "epochs")}, indent=1))
     return result
 

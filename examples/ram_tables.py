@@ -1,12 +1,15 @@
 """Reproduce rows of RAM's Tables 1–2 (Mnih et al. 2014) and DRAW's Table 1 (Gregor et al. 2015)
 within a CPU budget.
 
-Each row trains one classifier on its dataset (training images generated on the fly), then
-measures the error on the fixed test set (all 10,000 images unless ``--eval-examples``) and
-writes ``examples/results/ram_<row>.json`` with the paper's number beside ours. RAM rows report
-the error with one sampled glimpse path per image (headline, first glimpse random as in the
-paper), along the policy mean, and with the class probabilities averaged over ``--mc-samples``
-sampled paths.
+Each row trains one classifier on its dataset (training images generated on the fly) through
+the same train function as ``pyro-draw train ram|dram|fc|convnet``, then measures the error on the
+fixed test set (all 10,000 images unless ``--eval-examples``) and writes
+``examples/results/ram_<row>.json`` with the paper's number beside ours. RAM rows report the
+error with one sampled glimpse path per image (headline, first glimpse random as in the paper),
+along the policy mean, and with the class probabilities averaged over ``--mc-samples`` sampled
+paths. Every option of ``pyro-draw train ram`` applies except ``--config``/``--dataset`` (the
+row's) and ``--resume`` (here a flag: continue each row from its own checkpoint); ``--minutes``
+sets ``--max-seconds``; without ``--checkpoint-every`` checkpoints follow ``--validate-every``.
 
     python examples/ram_tables.py --row 1a --minutes 60
     python examples/ram_tables.py --row dram_8 --minutes 120
@@ -20,14 +23,23 @@ import argparse
 import math
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
-from inference.trainer import TrainConfig
-from tasks.evaluate import write_json
-from tasks.ram import ClassifierJob, run_classification
+from tasks.options import (
+    RunOptions,
+    add_options,
+    given_options,
+    option,
+    options_from,
+    positive,
+)
+from tasks.ram import FAMILY
+from tasks.ram.models import RAMOptions
+from tasks.results import write_json
+from tasks.training import train
 
 
 @dataclass(frozen=True)
@@ -111,37 +123,61 @@ ROWS: dict[str, Row] = {
 }
 
 
-def run_row(name: str, args: argparse.Namespace, argv: list[str]) -> dict:
-    row = ROWS[name]
-    out = Path(args.out or "runs/ram_tables") / name
-    config = TrainConfig(
-        steps=args.steps,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_decay=args.lr_decay,
-        min_lr=args.min_lr,
-        seed=args.seed,
-        validate_every=args.validate_every,
-        checkpoint_every=args.validate_every,
-        log_every=50,
-        max_seconds=None if args.minutes is None else args.minutes * 60,
+#: the example's defaults of the common training options
+DEFAULTS = {
+    "out": "runs/ram_tables",
+    "steps": 1_000_000,
+    "batch_size": 64,
+    "lr": 1e-3,
+    "validate_every": 1000,
+    "checkpoint_every": 1000,
+    "log_every": 50,
+}
+
+
+@dataclass
+class TablesOptions:
+    """What only this example has: the rows, the budget in minutes, the objective comparison."""
+
+    row: list[str] = option(["1a"], f"rows to run ({', '.join(ROWS)} or all)")
+    list_rows: bool = option(False, "list the rows and exit", flag="--list")
+    minutes: float | None = option(None, "training wall-time budget", check=positive)
+    compare_objectives: bool = option(
+        False, "train each RAM row with both objectives (equal steps) and compare"
     )
-    job = ClassifierJob(
-        model=row.model,
+    compare_seeds: int = option(2, "seeds of --compare-objectives", check=positive)
+    continue_rows: bool = option(
+        False, "continue each row from <out>/<row>/checkpoint.pt", flag="--resume"
+    )
+    results: str = option("examples/results", "folder of the JSON results")
+
+
+@dataclass
+class Setup:
+    """The parsed command line: common run options, the model options (RAM's, a superset of
+    the other classifiers'), the example's own and the command line itself."""
+
+    run: RunOptions
+    model: RAMOptions
+    tables: TablesOptions
+    argv: list[str]
+
+
+def run_row(name: str, setup: Setup) -> dict:
+    row, tables = ROWS[name], setup.tables
+    out = Path(setup.run.out) / name
+    max_seconds = setup.run.max_seconds if tables.minutes is None else tables.minutes * 60
+    run = replace(
+        setup.run,
         config=row.config,
         dataset=row.dataset,
         out=str(out),
-        objective=args.objective,
-        num_train=args.num_train,
-        num_valid=args.num_valid,
-        eval_examples=args.eval_examples,
-        mc_samples=args.mc_samples,
-        resume=str(out / "checkpoint.pt") if args.resume else None,
-        device=args.device,
-        data_dir=args.data_dir,
-        progress=not args.no_progress,
+        resume=str(out / "checkpoint.pt") if tables.continue_rows else None,
+        max_seconds=max_seconds,
+        given=setup.run.given | {"config", "dataset"},  # a resumed row must be that row
     )
-    result = run_classification(job, config)
+    spec = FAMILY.model(row.model)
+    result = train(FAMILY, row.model, run, options_from(spec.options, asdict(setup.model)))
     ours = 100 * result["test"]["error"]
     result.update(
         row=name,
@@ -150,10 +186,10 @@ def run_row(name: str, args: argparse.Namespace, argv: list[str]) -> dict:
         error_percent=ours,
         error_stderr_percent=100 * result["test"]["error_stderr"],
         threads=torch.get_num_threads(),
-        budget={"steps": args.steps, "minutes": args.minutes},
-        command="python examples/ram_tables.py " + " ".join(argv),
+        budget={"steps": run.steps, "minutes": tables.minutes},
+        command="python examples/ram_tables.py " + " ".join(setup.argv),
     )
-    results = Path(args.results)
+    results = Path(tables.results)
     write_json(result, results / f"ram_{name}.json")
     figure = out / "glimpses.png"
     if figure.is_file():
@@ -164,46 +200,52 @@ def run_row(name: str, args: argparse.Namespace, argv: list[str]) -> dict:
     return result
 
 
-def compare_objectives(name: str, args: argparse.Namespace, argv: list[str]) -> dict:
+def _objective_run(name: str, setup: Setup, objective: str, seed: int) -> dict:
+    base = Path(setup.run.out)
+    sub = Setup(
+        run=replace(setup.run, seed=seed, out=str(base / f"objectives_{name}_{objective}_{seed}")),
+        model=replace(setup.model, objective=objective),
+        tables=replace(setup.tables, results=str(base / "objective_results")),
+        argv=setup.argv,
+    )
+    result = run_row(name, sub)
+    return {
+        "objective": objective,
+        "seed": seed,
+        "steps": result["steps"],
+        "train_seconds": result["train_seconds"],
+        "error_percent": result["error_percent"],
+        "error_mean_path_percent": 100 * result["test"]["error_mean_path"],
+        "error_mc_percent": 100 * result["test"]["error_mc"],
+        "num_examples": result["test"]["num_examples"],
+    }
+
+
+def compare_objectives(name: str, setup: Setup) -> dict:
     """Train RAM row ``name`` with each objective (hybrid, tracegraph) for the same steps and
     seeds; write ``ram_objectives_<row>.json`` with the test errors side by side."""
     row = ROWS[name]
     if row.model != "ram":
         raise SystemExit(f"--compare-objectives needs a RAM row, {name!r} is {row.model}")
-    runs = []
-    for seed in range(args.seed, args.seed + args.compare_seeds):
-        for objective in ("hybrid", "tracegraph"):
-            sub = argparse.Namespace(**{**vars(args), "objective": objective, "seed": seed})
-            sub.out = str(
-                Path(args.out or "runs/ram_tables") / f"objectives_{name}_{objective}_{seed}"
-            )
-            sub.results = str(Path(args.out or "runs/ram_tables") / "objective_results")
-            result = run_row(name, sub, argv)
-            runs.append(
-                {
-                    "objective": objective,
-                    "seed": seed,
-                    "steps": result["steps"],
-                    "train_seconds": result["train_seconds"],
-                    "error_percent": result["error_percent"],
-                    "error_mean_path_percent": 100 * result["test"]["error_mean_path"],
-                    "error_mc_percent": 100 * result["test"]["error_mc"],
-                    "num_examples": result["test"]["num_examples"],
-                }
-            )
+    first = setup.run.seed
+    runs = [
+        _objective_run(name, setup, objective, seed)
+        for seed in range(first, first + setup.tables.compare_seeds)
+        for objective in ("hybrid", "tracegraph")
+    ]
     summary = {
         "row": name,
         "experiment": f"{row.source}: hybrid (0/1 reward) vs tracegraph (log-likelihood reward)",
         "config": row.config,
-        "num_train": args.num_train,
-        "batch_size": args.batch_size,
+        "num_train": setup.model.num_train,
+        "batch_size": setup.run.batch_size,
         "runs": runs,
-        "command": "python examples/ram_tables.py " + " ".join(argv),
+        "command": "python examples/ram_tables.py " + " ".join(setup.argv),
     }
     for objective in ("hybrid", "tracegraph"):
         errors = [r["error_percent"] for r in runs if r["objective"] == objective]
         summary[f"mean_error_percent_{objective}"] = sum(errors) / len(errors)
-    write_json(summary, Path(args.results) / f"ram_objectives_{name}.json")
+    write_json(summary, Path(setup.tables.results) / f"ram_objectives_{name}.json")
     print(
         f"[{name}] equal steps: hybrid {summary['mean_error_percent_hybrid']:.2f}% vs "
         f"tracegraph {summary['mean_error_percent_tracegraph']:.2f}% (mean over seeds)"
@@ -211,60 +253,43 @@ def compare_objectives(name: str, args: argparse.Namespace, argv: list[str]) -> 
     return summary
 
 
+def _parse(argv: list[str]) -> tuple[argparse.ArgumentParser, Setup]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
+    add_options(parser.add_argument_group("rows"), TablesOptions)
+    add_options(
+        parser.add_argument_group("common options"),
+        RunOptions,
+        defaults=DEFAULTS,
+        skip=("config", "dataset", "resume"),
+        default_texts={"checkpoint_every": "--validate-every"},
+    )
+    add_options(parser.add_argument_group("model options (RAM's apply to RAM rows)"), RAMOptions)
+    args = parser.parse_args(argv)
+    run = options_from(RunOptions, args, given=given_options(parser, argv))
+    if "checkpoint_every" not in run.given:
+        run = replace(run, checkpoint_every=run.validate_every)
+    return parser, Setup(
+        run, options_from(RAMOptions, args), options_from(TablesOptions, args), argv
+    )
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--row", nargs="+", default=["1a"], help=f"rows to run ({', '.join(ROWS)} or all)"
-    )
-    parser.add_argument("--list", action="store_true", help="list the rows and exit")
-    parser.add_argument("--steps", type=int, default=1_000_000, help="upper bound on steps")
-    parser.add_argument("--minutes", type=float, default=None, help="training wall-time budget")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--lr-decay", type=float, default=1.0, help="lr factor per step")
-    parser.add_argument("--min-lr", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--objective", default="hybrid", choices=["hybrid", "tracegraph"])
-    parser.add_argument("--validate-every", type=int, default=1000)
-    parser.add_argument("--num-valid", type=int, default=1000)
-    parser.add_argument(
-        "--eval-examples", type=int, default=None, help="test images (default: all 10000)"
-    )
-    parser.add_argument("--mc-samples", type=int, default=10)
-    parser.add_argument(
-        "--num-train", type=int, default=None, help="train on a seeded subset of the digits"
-    )
-    parser.add_argument(
-        "--compare-objectives",
-        action="store_true",
-        help="train each RAM row with both objectives (equal steps) and compare",
-    )
-    parser.add_argument("--compare-seeds", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--resume", action="store_true", help="continue from runs/.../checkpoint")
-    parser.add_argument("--out", default=None, help="run folder (default: runs/ram_tables)")
-    parser.add_argument("--results", default="examples/results")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if args.list:
+    parser, setup = _parse(argv)
+    if setup.tables.list_rows:
         for name, row in ROWS.items():
             print(
                 f"{name:10s} {row.model:8s} {row.config:16s} {row.dataset:22s} "
                 f"{row.paper_error:6.2f}%  {row.source}"
             )
         return []
-    rows = list(ROWS) if args.row == ["all"] else args.row
+    rows = list(ROWS) if setup.tables.row == ["all"] else setup.tables.row
     unknown = [r for r in rows if r not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose from {', '.join(ROWS)} or all")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.compare_objectives:
-        return [compare_objectives(name, args, argv) for name in rows]
-    return [run_row(name, args, argv) for name in rows]
+    if setup.tables.compare_objectives:
+        return [compare_objectives(name, setup) for name in rows]
+    return [run_row(name, setup) for name in rows]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """sketch-rnn's Table 1 experiment within a CPU budget: test L_R and L_KL for w_KL ∈ {1.0, 0.5,
 0.25} and the decoder-only model (Ha & Eck 2017, sec. 4, Table 1; Fig. 4 left).
 
-Each setting is trained from scratch with :func:`tasks.sketch_rnn.run_sketch_training` (the
+Each setting is trained from scratch with :func:`tasks.training.train` and sketch-rnn's plan (the
 annealed loss of appendix Eq. 4, validation with Eq. 3) for ``--max-seconds`` (or ``--steps``),
 then evaluated on the test split: ``L_R`` and ``L_KL`` (Eqs. 9–10, the Table 1 columns) and the
 IWAE ``log p(S)`` in nats per sketch. The output JSON lists the paper's Table 1 beside; the
@@ -27,13 +27,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from inference.trainer import TrainConfig
-from tasks.evaluate import write_json
-from tasks.sketch_rnn import SketchTrainJob, run_sketch_training
+from tasks.data.strokes import STROKE_DATASETS
+from tasks.options import RunOptions, add_options, option, options_from
+from tasks.results import write_json
+from tasks.sketch_rnn import FAMILY
+from tasks.sketch_rnn.models import CONDITIONAL_CONFIGS, SketchDecoderOptions, SketchRNNOptions
+from tasks.training import train
 
 # Table 1 of the paper: test L_R / L_KL per dataset and w_KL, and the decoder-only L_R.
 PAPER_TABLE1: dict[str, dict[str, tuple[float, float] | float]] = {
@@ -104,93 +108,96 @@ def _checks(results: dict[str, dict]) -> dict[str, bool]:
     return out
 
 
-def main(argv: list[str] | None = None) -> dict:
+@dataclass
+class TableOptions:
+    """What only this example has: which settings, and where the summary goes."""
+
+    settings: list[str] = option(
+        list(SETTINGS), "settings to train", choices=tuple(SETTINGS), metavar="SETTING"
+    )
+    results: str = option("examples/results", "folder of the summary JSON")
+    pictures: bool = option(False, "write each setting's pictures")
+
+
+#: this script's budget defaults (see the module doc), over the family's
+RUN_DEFAULTS = {
+    "config": "small",
+    "dataset": ["aaron_sheep"],
+    "steps": 1_000_000,
+    "max_seconds": 120.0,
+    "batch_size": 100,
+    "lr": 1e-3,
+    "clip_norm": 1.0,
+    "validate_every": 250,
+    "log_every": 50,
+    "out": "runs/sketch_table1",
+}
+MODEL_DEFAULTS = {"kl_decay": 0.999, "iwae_samples": 20, "eval_examples": None}
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", nargs="+", default=["aaron_sheep"])
-    parser.add_argument("--classes", nargs="+", default=None, help="QuickDraw categories")
-    parser.add_argument("--config", default="small", help="conditional config name")
-    parser.add_argument(
-        "--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS), metavar="SETTING"
+    add_options(
+        parser.add_argument_group("training (every setting)"),
+        RunOptions,
+        defaults=RUN_DEFAULTS,
+        choices={"config": CONDITIONAL_CONFIGS, "dataset": STROKE_DATASETS},
+        lists=("dataset",),
+        skip=("resume", "checkpoint_every", "pictures"),
+        notes={
+            "config": "(conditional; the decoder-only model uses <config>_decoder)",
+            "max_seconds": "per setting",
+            "validate_every": "(and between checkpoints)",
+        },
     )
-    parser.add_argument("--steps", type=int, default=1_000_000, help="upper bound on steps")
-    parser.add_argument(
-        "--max-seconds", type=float, default=120.0, help="training wall time per setting"
+    add_options(
+        parser.add_argument_group("sketch-rnn"),
+        SketchRNNOptions,
+        defaults=MODEL_DEFAULTS,
+        skip=("w_kl",),
+        default_texts={"eval_examples": "all test sketches", "kl_decay": "0.999; paper: 0.99999"},
     )
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--lr", type=float, default=1e-3)
-    parser.add_argument("--lr-decay", type=float, default=0.9999)
-    parser.add_argument("--min-lr", type=float, default=1e-5)
-    parser.add_argument("--clip-norm", type=float, default=1.0)
-    parser.add_argument("--kl-min", type=float, default=0.2)
-    parser.add_argument("--eta-min", type=float, default=0.01)
-    parser.add_argument("--kl-decay", type=float, default=0.999, help="R (paper: 0.99999)")
-    parser.add_argument("--max-length", type=int, default=250)
-    parser.add_argument("--validate-every", type=int, default=250)
-    parser.add_argument("--iwae-samples", type=int, default=20)
-    parser.add_argument("--eval-examples", type=int, default=None, help="default: all test")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--pictures", action="store_true", help="write each setting's pictures")
-    parser.add_argument("--out", default="runs/sketch_table1")
-    parser.add_argument("--results", default="examples/results")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    add_options(parser.add_argument_group("this example"), TableOptions)
+    return parser
+
+
+def _train_setting(name: str, args: argparse.Namespace, out: Path) -> dict:
+    model, w_kl = SETTINGS[name]
+    config = args.config if model == "sketch-rnn" else f"{args.config}_decoder"
+    run = options_from(
+        RunOptions,
+        args,
+        config=config,
+        out=str(out / name.replace("=", "_")),
+        checkpoint_every=args.validate_every,
+    )
+    if model == "sketch-rnn":
+        options = options_from(SketchRNNOptions, args, w_kl=w_kl)
+    else:
+        options = options_from(SketchDecoderOptions, args)
+    print(f"== {name}: {model} [{config}]")
+    start = time.perf_counter()
+    result = train(FAMILY, model, run, options)
+    keep = ("L_R", "L_R_stderr", "L_KL", "L_KL_stderr", "loss", "elbo_nats_per_sketch")
+    row = {k: result[k] for k in keep}
+    row.update(
+        log_likelihood_nats_per_sketch=result.get("log_likelihood_nats_per_sketch"),
+        iwae_samples=result.get("iwae_samples"),
+        pareto_k_max=result.get("iwae", {}).get("pareto_k", {}).get("max"),
+        steps=result["step"],
+        train_seconds=result["train_seconds"],
+        best_valid_loss=result["best_valid_loss"],
+        checkpoint=result["checkpoint"],
+        num_test_examples=result["num_examples"],
+        wall_seconds=time.perf_counter() - start,
+    )
+    return row
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = build_parser().parse_args(argv)
     out = Path(args.out)
-    results: dict[str, dict] = {}
-    for name in args.settings:
-        model, w_kl = SETTINGS[name]
-        config = args.config if model == "sketch-rnn" else f"{args.config}_decoder"
-        job = SketchTrainJob(
-            model=model,
-            config=config,
-            dataset=list(args.dataset),
-            classes=args.classes,
-            max_length=args.max_length,
-            w_kl=w_kl,
-            kl_min=args.kl_min,
-            eta_min=args.eta_min,
-            kl_decay=args.kl_decay,
-            out=str(out / name.replace("=", "_")),
-            data_dir=args.data_dir,
-            device=args.device,
-            eval_examples=args.eval_examples,
-            iwae_samples=args.iwae_samples,
-            pictures=args.pictures,
-            progress=not args.no_progress,
-        )
-        train_config = TrainConfig(
-            steps=args.steps,
-            batch_size=args.batch_size,
-            lr=args.lr,
-            lr_decay=args.lr_decay,
-            min_lr=args.min_lr,
-            clip_norm=args.clip_norm if args.clip_norm > 0 else None,
-            seed=args.seed,
-            log_every=50,
-            validate_every=args.validate_every,
-            checkpoint_every=args.validate_every,
-            max_seconds=args.max_seconds,
-        )
-        print(f"== {name}: {model} [{config}]")
-        start = time.perf_counter()
-        result = run_sketch_training(job, train_config)
-        keep = ("L_R", "L_R_stderr", "L_KL", "L_KL_stderr", "loss", "elbo_nats_per_sketch")
-        results[name] = {k: result[k] for k in keep}
-        results[name].update(
-            log_likelihood_nats_per_sketch=result.get("log_likelihood_nats_per_sketch"),
-            iwae_samples=result.get("iwae_samples"),
-            pareto_k_max=result.get("iwae", {}).get("pareto_k", {}).get("max"),
-            steps=result["step"],
-            train_seconds=result["train_seconds"],
-            best_valid_loss=result["best_valid_loss"],
-            checkpoint=result["checkpoint"],
-            num_test_examples=result["num_examples"],
-            wall_seconds=time.perf_counter() - start,
-        )
+    results = {name: _train_setting(name, args, out) for name in args.settings}
     key = ", ".join(args.classes) if args.classes and args.dataset == ["quickdraw"] else None
     summary = {
         "experiment": "sketch-rnn Table 1: L_R and L_KL vs w_KL, and decoder-only L_R (test)",

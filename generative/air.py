@@ -25,12 +25,12 @@ with a learned per-pixel scale ``b ∈ [0.01, 1]`` (official ``imgs_dist_std``);
 Omniglot-trained AIR (``likelihood="normal"``).
 
 Stopping is exact: once ``z_pres_t = 0`` every later ``z_pres`` is 0 with probability one
-(:class:`generative.dood.AbsorbingBernoulli`, shared with DooD) and ``z_where``/``z_what`` of
-absent steps are masked out of every density and of the canvas. The KL weight ``β = 5`` of the
+(:class:`generative.distributions.AbsorbingBernoulli`, shared with DooD) and ``z_where``/``z_what``
+of absent steps are masked out of every density and of the canvas. The KL weight ``β = 5`` of the
 ``z_pres`` terms (appendix C: "β = 5 is used on AIR") is carried by ``AirConfig.beta`` for the
-training objective, ``inference.nvil.make_stop_objective(c.stop_mode, c.beta, c.max_steps)``
-(NVIL as in the paper, or the exact sum over the number of steps); the model's densities are
-unweighted, so IWAE estimates are of the true model.
+training objective, ``inference.nvil.make_stop_objective(c.stop_mode, c.beta, c.max_steps)`` (NVIL
+as in the paper, or the exact sum over the number of steps); the model's densities are unweighted,
+so IWAE estimates are of the true model.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from generative.config import ConfigDict
-from generative.dood import LIKELIHOOD_SCALE_BOUNDS, AbsorbingBernoulli, bounded
+from generative.distributions import AbsorbingBernoulli
+from generative.layout import LIKELIHOOD_SCALE_BOUNDS, bounded
 from generative.networks import MLP
 from generative.stn import place
 

@@ -262,7 +262,7 @@ def render_strokes(
     per-stroke scalar instead of two full-image divisions; equal to
     ``normalize_stroke(max_normalize(x̃), ω0)`` up to float rounding). The gradient flows through
     ``max(x̃)`` as Eq. 12 is written (the official code detaches it; see
-    ``benchmarks/renderer.py``).
+    ``benchmarks/references/renderer.py``).
     """
     _check_positive("omega0", omega0)
     curve = bezier_points(control_points, num_points)

@@ -12,7 +12,8 @@ length for a new game)::
 
 The game actions are ``0 = left, 1 = stay, 2 = right`` (sec. 4.2: "left, right, and do
 nothing"). The agent is trained from the final reward alone with REINFORCE (Eq. 2) for *both*
-the location and the game actions (the objective lives in :mod:`tasks.catch`).
+the location and the game actions (:class:`inference.catch.CatchObjective`); the game itself is
+:mod:`generative.catch_game`.
 
 Sample sites, inside ``pyro.plate("games", B)`` and ``pyro.markov``: ``"a_{t}"`` for
 ``t = 1 … T`` and ``"l_{t}"`` for ``t = 1 … T − 1`` (1-based as in the paper). Each carries
@@ -33,7 +34,7 @@ Choices the paper leaves open (documented, tested where testable):
   LocationNetwork`), its standard deviation fixed; sampled locations are clipped to ``[-1, 1]²``
   before sensing and the log-probability is that of the unclipped sample. Both sample sites are
   non-reparameterised (``has_rsample = False``; the location's Gaussian is
-  :class:`inference.reinforce.ScoreNormal`): REINFORCE is the only gradient of the policy.
+  :class:`generative.distributions.ScoreNormal`): REINFORCE is the only gradient of the policy.
 * ``f_l`` reads a *detached* ``h_t`` (``detach_location_input=True``, as in the classification
   RAM of :mod:`generative.ram` and the common reproductions): the location term of Eq. 2 then
   trains ``f_l`` alone, and the core and glimpse networks learn from the game-action term. The
@@ -55,14 +56,15 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
 from torch import Tensor, nn
 
+from generative.catch_game import CATCH_ACTIONS
 from generative.config import ConfigDict
+from generative.distributions import ScoreNormal
 from generative.glimpse import (
     DEFAULT_LOCATION_STD,
     GlimpseNetwork,
     LocationNetwork,
     clip_locations,
 )
-from inference.reinforce import ScoreNormal
 
 __all__ = [
     "CATCH_ACTIONS",
@@ -73,8 +75,6 @@ __all__ = [
     "GameEnvironment",
     "GreedyPolicy",
 ]
-
-CATCH_ACTIONS: tuple[str, ...] = ("left", "stay", "right")
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ CATCH_AGENT_CONFIGS: dict[str, CatchAgentConfig] = {
 
 
 class GameEnvironment(Protocol):
-    """What the agent needs of a vectorised game (e.g. :class:`tasks.catch.CatchEnv`)."""
+    """What the agent needs of a vectorised game (e.g. :class:`generative.catch_game.CatchEnv`)."""
 
     batch_size: int
     size: int
@@ -194,7 +194,7 @@ class CatchAgent(nn.Module):
     def location_distribution(self, h: Tensor) -> dist.Distribution:
         """Sec. 4: ``l_t ~ N(f_l(h_t), σ² I)``, non-reparameterised (trained by REINFORCE):
         :func:`generative.glimpse.location_distribution` with a
-        :class:`inference.reinforce.ScoreNormal`, which keeps ``has_rsample = False`` through
+        :class:`generative.distributions.ScoreNormal`, which keeps ``has_rsample = False`` through
         Pyro's plate broadcasting."""
         mean = self.location_mean(h)
         return ScoreNormal(mean, mean.new_tensor(self.locator.std)).to_event(1)

@@ -24,8 +24,8 @@ import pyro
 import pyro.distributions as dist
 from torch import Tensor, nn
 
+from generative.checks import check_classification_batch
 from generative.config import ImageConfig
-from generative.ram import check_classification_batch
 
 __all__ = [
     "CLASSIFIER_CONFIGS",
@@ -44,7 +44,7 @@ def _check_positive(obj: Any) -> None:
             raise ValueError(f"{type(obj).__name__}.{f.name}: expected >= 1, found {value}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class FCConfig(ImageConfig):
     """RAM Tables 1–2 "FC, 2 layers": ``hidden`` rectifier units per layer."""
 
@@ -59,7 +59,7 @@ class FCConfig(ImageConfig):
         _check_positive(self)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvConfig(ImageConfig):
     """RAM Tables 1–2 "Convolutional, 2 layers" (see the module docstring)."""
 
@@ -87,9 +87,17 @@ def conv_output_side(side: int, kernel: int, stride: int) -> int:
 
 
 # Named configurations (the image size is set from the dataset when building).
-CLASSIFIER_CONFIGS: dict[str, dict[str, dict[str, Any]]] = {
-    "fc": {"fc_256": dict(hidden=256), "fc_64": dict(hidden=64), "small": dict(hidden=32)},
-    "convnet": {"conv_256": dict(hidden=256), "conv_86": dict(hidden=86), "small": dict(hidden=32)},
+CLASSIFIER_CONFIGS: dict[str, dict[str, FCConfig | ConvConfig]] = {
+    "fc": {
+        "fc_256": FCConfig(hidden=256),
+        "fc_64": FCConfig(hidden=64),
+        "small": FCConfig(hidden=32),
+    },
+    "convnet": {
+        "conv_256": ConvConfig(hidden=256),
+        "conv_86": ConvConfig(hidden=86),
+        "small": ConvConfig(hidden=32),
+    },
 }
 
 

@@ -14,9 +14,11 @@ with write attention, ``"write_window_{t}"`` = ``(g_X, g_Y, δ, σ², γ)`` as d
 
 The guide (``guides.draw.DrawGuide``) runs this same decoder to compute ``h^dec_{t-1}`` and
 ``c_{t-1}`` for its reads. So that SVI does not pay for the decoder twice, the guide leaves the
-decoder states it computed in a :class:`DecoderMemo`; when the model is then replayed on the very
-same ``z`` tensors (``poutine.replay`` passes them through by identity) under unchanged parameters,
-it reuses those states. This is a pure cache: results and gradients are identical.
+decoder states it computed in a :class:`generative.memo.ReplayMemo`; when the model is then
+replayed on the very same ``z`` tensors (``poutine.replay`` passes them through by identity) under
+unchanged parameters, it reuses those states. This is a pure cache: results and gradients are
+identical. Step ``t`` of the memo is ``((z_t,), DecoderState after step t)``; without gradients
+only the latest state is kept, so memory does not grow with ``T``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from torch import Tensor, nn
 
 from generative.attention import AttentionParams, AttentiveWrite, PlainWrite
 from generative.config import ConfigDict
+from generative.memo import ReplayMemo
 
 
 @dataclass(frozen=True)
@@ -102,46 +105,6 @@ class DecoderState(NamedTuple):
     window: AttentionParams | None  # write window used at step t (None without attention)
 
 
-class DecoderMemo:
-    """Decoder states computed by the guide, reusable by the model on the same ``z`` tensors.
-
-    Step ``t`` hits only if steps ``0 … t−1`` also hit (the state depends on the whole prefix),
-    the ``z`` tensor is the same object, the decoder's parameters have not been modified in place
-    since (``Tensor._version``), and gradients were recorded if they are needed. With gradients
-    every state is kept (autograd keeps them alive anyway); without (IWAE, validation) only the
-    latest one, so memory does not grow with ``T``.
-    """
-
-    def __init__(self) -> None:
-        self.clear()
-
-    def clear(self) -> None:
-        self._zs: list[Tensor] = []
-        self._states: dict[int, DecoderState] = {}
-        self._versions: tuple[int, ...] = ()
-        self._grad = False
-
-    def start(self, versions: tuple[int, ...]) -> None:
-        self.clear()
-        self._versions, self._grad = versions, torch.is_grad_enabled()
-
-    def record(self, z: Tensor, state: DecoderState) -> None:
-        if not self._grad:
-            self._states.clear()
-        self._states[len(self._zs)] = state
-        self._zs.append(z)
-
-    def hits(self, t: int, z: Tensor, versions: tuple[int, ...]) -> bool:
-        """Whether the guide's step ``t`` used this very ``z`` under the same parameters."""
-        if t >= len(self._zs) or self._zs[t] is not z or versions != self._versions:
-            return False
-        return self._grad or not torch.is_grad_enabled()
-
-    def state(self, t: int) -> DecoderState | None:
-        """The recorded state after step ``t``, if it was kept."""
-        return self._states.get(t)
-
-
 class DrawModel(nn.Module):
     """The DRAW generative network and its Pyro ``model`` (Eqs. 13–16 and 9)."""
 
@@ -158,7 +121,7 @@ class DrawModel(nn.Module):
         self.h0 = nn.Parameter(torch.zeros(c.decoder_size))  # learned h^dec_0
         self.cell0 = nn.Parameter(torch.zeros(c.decoder_size))
         self.register_buffer("_zero", torch.zeros(()), persistent=False)
-        self.memo = DecoderMemo()
+        self.memo: ReplayMemo[DecoderState] = ReplayMemo(keep_all=False)
 
     # -- deterministic network -------------------------------------------------------------
     def param_versions(self) -> tuple[int, ...]:
@@ -212,10 +175,10 @@ class DrawModel(nn.Module):
             for t in pyro.markov(range(steps)):
                 z = pyro.sample(f"z_{t}", self.prior(batch_size))
                 zs.append(z)
-                if reuse and self.memo.hits(t, z, versions):
+                if reuse and self.memo.hits(t, versions, z):
                     continue
                 if reuse and t > 0:  # first miss after hits: the state of the shared prefix
-                    state = self.memo.state(t - 1) or self.decode(state, zs[:-1])
+                    state = self.memo.value(t - 1) or self.decode(state, zs[:-1])
                 reuse = False
                 state = self.step(state, z)
                 if record:
@@ -223,7 +186,7 @@ class DrawModel(nn.Module):
                     if state.window is not None:
                         pyro.deterministic(f"write_window_{t}", torch.stack(state.window, -1), 1)
             if reuse:
-                state = self.memo.state(steps - 1)
+                state = self.memo.value(steps - 1)
             self.memo.clear()
             pyro.sample("x", self.likelihood(state.canvas), obs=x)
         return torch.sigmoid(state.canvas)

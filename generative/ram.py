@@ -12,9 +12,9 @@ RAM as a Pyro model (sec. 3). For an image batch ``x`` of ``B`` images and ``T``
 
 Every location is a sample site ``"l_t"`` (``t = 0 … T−1``) inside ``pyro.plate("data", B)``
 and ``pyro.markov``; the label is the site ``"y"``. Locations are non-reparameterised
-(:class:`inference.reinforce.ScoreNormal`: sampled values are detached, so no pathwise gradient
-flows through them), as the retina is not differentiable in ``l`` and the paper trains the
-location network with REINFORCE (sec. 3.2). Each location site carries its learned value
+(:class:`generative.distributions.ScoreNormal`: sampled values are detached, so no pathwise
+gradient flows through them), as the retina is not differentiable in ``l`` and the paper trains
+the location network with REINFORCE (sec. 3.2). Each location site carries its learned value
 baseline ``b_t`` as ``infer={"baseline": {"baseline_value": b_t}}`` (the ``TraceGraph_ELBO``
 convention), with ``b_t = Linear(h_t)`` of the *detached* core state: it depends on the history
 but not on the action, and its squared-error loss trains only the baseline (sec. 3.2, Eq. 2).
@@ -46,7 +46,7 @@ differentiable, so the Pyro model has only the label site ``"y"``; training mini
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
 import pyro
@@ -55,14 +55,15 @@ import torch
 from torch import Tensor, nn
 
 from generative.attention import AttentionParams, AttentiveRead, filterbanks, read_patch
+from generative.checks import check_classification_batch
 from generative.config import ImageConfig
+from generative.distributions import ScoreNormal, ScoreUniform
 from generative.glimpse import (
     DEFAULT_LOCATION_STD,
     GlimpseNetwork,
     LocationNetwork,
     clip_locations,
 )
-from inference.reinforce import ScoreNormal, ScoreUniform
 
 __all__ = [
     "CORES",
@@ -73,10 +74,8 @@ __all__ = [
     "FIRST_LOCATIONS",
     "RAM",
     "RAMConfig",
-    "RAMGuide",
     "RAMOutput",
     "RAM_CONFIGS",
-    "check_classification_batch",
     "dram_config",
     "ram_config",
 ]
@@ -85,34 +84,8 @@ CORES = ("rnn", "lstm")
 FIRST_LOCATIONS = ("uniform", "centre")
 
 
-def check_classification_batch(
-    images: Tensor, labels: Tensor | None, shape: tuple[int, int, int], num_classes: int
-) -> None:
-    """Raise ``ValueError`` unless ``images`` is float ``(B, *shape)`` and ``labels`` (if given)
-    int64 ``(B,)`` in ``[0, num_classes)``."""
-    if images.dim() != 4 or tuple(images.shape[1:]) != tuple(shape):
-        raise ValueError(
-            f"images: expected shape (B, {', '.join(map(str, shape))}), found {tuple(images.shape)}"
-        )
-    if not images.is_floating_point():
-        raise ValueError(f"images: expected a floating-point tensor, found {images.dtype}")
-    if labels is None:
-        return
-    if labels.shape != images.shape[:1] or labels.dtype != torch.int64:
-        raise ValueError(
-            f"labels: expected int64 of shape ({images.shape[0]},), found {labels.dtype} "
-            f"{tuple(labels.shape)}"
-        )
-    if labels.numel():
-        low, high = (int(v) for v in torch.aminmax(labels))
-        if low < 0 or high >= num_classes:
-            raise ValueError(
-                f"labels: expected classes in [0, {num_classes}), found [{low}, {high}]"
-            )
-
-
 # ============================================================================ RAM
-@dataclass
+@dataclass(frozen=True)
 class RAMConfig(ImageConfig):
     """Sizes of RAM (sec. 4); defaults are the paper's 28×28 MNIST model (Table 1a, 6 glimpses)."""
 
@@ -161,17 +134,17 @@ class RAMConfig(ImageConfig):
             raise ValueError(f"RAMConfig.location_std: expected > 0, found {self.location_std}")
 
 
-RAM_CONFIGS: dict[str, dict[str, Any]] = {
+RAM_CONFIGS: dict[str, RAMConfig] = {
     # Table 1a: 28×28 MNIST, 6 glimpses of one 8×8 scale (best row, 1.29% error)
-    "mnist_28": dict(height=28, width=28, glimpse_size=8, scales=1, num_glimpses=6),
+    "mnist_28": RAMConfig(height=28, width=28, glimpse_size=8, scales=1, num_glimpses=6),
     # Table 1b: 60×60 translated MNIST, 8 glimpses of 12×12 at 3 scales (1.84%)
-    "translated_60": dict(height=60, width=60, glimpse_size=12, scales=3, num_glimpses=8),
+    "translated_60": RAMConfig(height=60, width=60, glimpse_size=12, scales=3, num_glimpses=8),
     # Table 2a: 60×60 cluttered translated MNIST, 8 glimpses, 12×12, 3 scales (5.23%)
-    "cluttered_60": dict(height=60, width=60, glimpse_size=12, scales=3, num_glimpses=8),
+    "cluttered_60": RAMConfig(height=60, width=60, glimpse_size=12, scales=3, num_glimpses=8),
     # Table 2b: 100×100 cluttered translated MNIST, 8 glimpses, 12×12, 4 scales (10.83%)
-    "cluttered_100": dict(height=100, width=100, glimpse_size=12, scales=4, num_glimpses=8),
+    "cluttered_100": RAMConfig(height=100, width=100, glimpse_size=12, scales=4, num_glimpses=8),
     # for tests and quick runs: 28×28, 4 glimpses of 8×8, narrow layers
-    "small": dict(
+    "small": RAMConfig(
         height=28,
         width=28,
         glimpse_size=8,
@@ -189,7 +162,7 @@ def ram_config(name: str, **overrides: Any) -> RAMConfig:
     """The named configuration (``RAM_CONFIGS``) with optional field overrides."""
     if name not in RAM_CONFIGS:
         raise ValueError(f"unknown RAM config {name!r}; expected one of {sorted(RAM_CONFIGS)}")
-    return RAMConfig(**{**RAM_CONFIGS[name], **overrides})
+    return replace(RAM_CONFIGS[name], **overrides)
 
 
 class RAMOutput(NamedTuple):
@@ -330,20 +303,8 @@ class RAM(nn.Module):
         return self._run(images, None, deterministic=deterministic, record=False, classify=True)[0]
 
 
-class RAMGuide(nn.Module):
-    """The variational reading's guide ``q(l | x, y) = π(l | x)``: RAM's own location policy
-    (shares every parameter with the model; used by ``RAMObjective(mode="tracegraph")``)."""
-
-    def __init__(self, ram: RAM):
-        super().__init__()
-        self.ram = ram
-
-    def guide(self, images: Tensor, labels: Tensor | None = None) -> None:
-        self.ram.policy(images, labels)
-
-
 # ============================================================================ DRAM
-@dataclass
+@dataclass(frozen=True)
 class DRAMConfig(ImageConfig):
     """Differentiable RAM (DRAW sec. 4.1): LSTM(256), ``read_size²`` selective-read glimpses."""
 
@@ -365,12 +326,12 @@ class DRAMConfig(ImageConfig):
             raise ValueError(f"DRAMConfig.num_classes: expected >= 2, found {self.num_classes}")
 
 
-DRAM_CONFIGS: dict[str, dict[str, Any]] = {
+DRAM_CONFIGS: dict[str, DRAMConfig] = {
     # DRAW Table 1: 100×100 cluttered translated MNIST, 12×12 glimpses (4 or 8: 4.18% / 3.36%)
-    "cluttered_100": dict(height=100, width=100, read_size=12, num_glimpses=8),
-    "cluttered_100_4": dict(height=100, width=100, read_size=12, num_glimpses=4),
-    "cluttered_60": dict(height=60, width=60, read_size=12, num_glimpses=8),
-    "small": dict(height=28, width=28, read_size=8, num_glimpses=4, hidden_size=64),
+    "cluttered_100": DRAMConfig(height=100, width=100, read_size=12, num_glimpses=8),
+    "cluttered_100_4": DRAMConfig(height=100, width=100, read_size=12, num_glimpses=4),
+    "cluttered_60": DRAMConfig(height=60, width=60, read_size=12, num_glimpses=8),
+    "small": DRAMConfig(height=28, width=28, read_size=8, num_glimpses=4, hidden_size=64),
 }
 
 
@@ -378,7 +339,7 @@ def dram_config(name: str, **overrides: Any) -> DRAMConfig:
     """The named configuration (``DRAM_CONFIGS``) with optional field overrides."""
     if name not in DRAM_CONFIGS:
         raise ValueError(f"unknown DRAM config {name!r}; expected one of {sorted(DRAM_CONFIGS)}")
-    return DRAMConfig(**{**DRAM_CONFIGS[name], **overrides})
+    return replace(DRAM_CONFIGS[name], **overrides)
 
 
 class DRAMOutput(NamedTuple):

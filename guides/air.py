@@ -31,10 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from generative.air import WHERE_SIZE, Air, AirConfig, AirState, collect_air_steps, where_to_layout
-from generative.dood import AbsorbingBernoulli, bounded, identity_layout_raw, layout_means
+from generative.distributions import AbsorbingBernoulli
+from generative.layout import GUIDE_STD_BOUNDS, bounded, identity_layout_raw, layout_means
 from generative.networks import MLP, FeatureCNN, RecurrentCore
 from generative.stn import glimpse
-from guides.dood import GUIDE_STD_BOUNDS
 
 __all__ = ["AirGuide", "build_air", "where_means"]
 
@@ -43,7 +43,7 @@ _WHERE_FROM_LAYOUT = [0, 2, 3, 4]  # (s_x, s_y, t_x, t_y, θ) → (s, t_x, t_y, 
 
 def where_means(raw: Tensor) -> Tensor:
     """Constrained ``z_where`` means ``(s, t_x, t_y, θ)`` from raw ``(..., 4)`` outputs, with
-    DooD's bounds (:func:`generative.dood.layout_means`: scale in ``(0.05, 1.2)``, translation in
+    DooD's bounds (:func:`generative.layout.layout_means`: scale in ``(0.05, 1.2)``, translation in
     ``(−1, 1)``, rotation in ``(−π, π)``)."""
     layout = layout_means(torch.cat([raw[..., 0:1], raw], -1))
     return layout[..., _WHERE_FROM_LAYOUT]

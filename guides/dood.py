@@ -34,23 +34,22 @@ import pyro.distributions as dist
 import torch
 from torch import Tensor, nn
 
-from generative.dood import (
-    CONTROL_BOUND,
-    AbsorbingBernoulli,
-    DooD,
-    MemoEntry,
+from generative.distributions import AbsorbingBernoulli
+from generative.dood import DooD
+from generative.dood_config import CONTROL_BOUND
+from generative.dood_state import GuideStep, collect_steps
+from generative.layout import (
+    GUIDE_STD_BOUNDS,
     bounded,
     bounded_inverse,
-    collect_steps,
     identity_layout_raw,
     layout_means,
 )
 from generative.networks import MLP, FeatureCNN
 from generative.stn import LAYOUT_SIZE, glimpse
 
-__all__ = ["GUIDE_STD_BOUNDS", "DooDGuide"]
+__all__ = ["DooDGuide"]
 
-GUIDE_STD_BOUNDS = (0.002, 1.0)  # standard deviations of q_layout and q_stroke
 GUIDE_STD_INIT = 0.05  # initial standard deviations (small: near-deterministic strokes at first)
 
 
@@ -143,7 +142,8 @@ class DooDGuide(nn.Module):
                 )
                 render = model.render(stage_s, z_where, z_what)
                 nxt = model.advance(state, stage_l, stage_s, z_pres, z_where, z_what, render)
-                model.memo.record(MemoEntry(stage_l, z_pres, z_where, stage_s, z_what, render, nxt))
+                step = GuideStep(stage_l, stage_s, render, nxt)
+                model.memo.record((z_pres, z_where, z_what), step)
                 state = nxt
 
     def forward(self, images: Tensor, **kwargs) -> None:
@@ -152,7 +152,7 @@ class DooDGuide(nn.Module):
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> dict[str, Tensor]:
         """Infer strokes with the guide and replay the model recording every step (Fig. 1/3:
-        step-by-step reconstructions); keys as in :func:`generative.dood.collect_steps`."""
+        step-by-step reconstructions); keys as in :func:`generative.dood_state.collect_steps`."""
         guide_trace = pyro.poutine.trace(self.guide).get_trace(images)
         model = pyro.poutine.replay(self.dood_model.model, trace=guide_trace)
         trace = pyro.poutine.trace(model).get_trace(images, record=True)

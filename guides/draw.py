@@ -67,7 +67,7 @@ class DrawGuide(nn.Module):
                 enc = self.encode_step(x, state, enc)
                 z = pyro.sample(f"z_{t}", dist.Normal(*self.posterior_params(enc[0])).to_event(1))
                 state = draw.step(state, z)  # Eqs. 7–8
-                draw.memo.record(z, state)
+                draw.memo.record((z,), state)
 
     def forward(self, x: Tensor, **kwargs) -> None:
         return self.guide(x, **kwargs)

@@ -105,28 +105,12 @@ def _site_value(site: dict, value: Tensor) -> Tensor:
     return out if isinstance(out, Tensor) else torch.as_tensor(out)
 
 
-def loss_terms(
-    model: Any,
-    guide: Any,
-    args: tuple,
-    *,
-    latent_sites: Sequence[str] | None = ("z",),
-    recon_normalizer: float | None = None,
-    kl_normalizer: float | None = None,
-    kwargs: dict | None = None,
-) -> LossTerms:
-    """Run ``guide`` then ``model`` (replayed on the guide's draws) on ``args`` and return the
-    per-example terms (module doc). ``model``/``guide`` are callables or objects with ``.model``
-    / ``.guide`` methods (``nn.Module`` s as in :mod:`inference.trainer`). ``latent_sites`` are
-    the guide sites forming the KL term (``None``: every guide sample site); a guide sample site
-    not listed is an error, a listed site absent from the trace is skipped.
-    """
-    kwargs = kwargs or {}
-    model_fn, guide_fn = _callable(model, "model"), _callable(guide, "guide")
-    guide_trace = prune_subsample_sites(poutine.trace(guide_fn).get_trace(*args, **kwargs))
-    model_trace = prune_subsample_sites(
-        poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(*args, **kwargs)
-    )
+def _sample_sites(
+    guide_trace: Any, model_trace: Any, latent_sites: Sequence[str] | None
+) -> tuple[dict, dict, dict]:
+    """The guide's latent sites, the model's sample sites and the model's observed sites, after
+    checking that the guide's sites are the listed, reparameterisable latents of the model and
+    that the model has no latent the guide does not propose."""
     guide_sites = {
         n: s for n, s in guide_trace.nodes.items() if s["type"] == "sample" and not s["is_observed"]
     }
@@ -158,7 +142,11 @@ def loss_terms(
             )
     if not observed:
         raise ValueError("the model has no observed sample site (pass the data in args)")
+    return guide_sites, model_sites, observed
 
+
+def _log_likelihood(observed: dict, recon_normalizer: float | None) -> tuple[Tensor, float]:
+    """``Σ_obs log p(x | z)`` per example and ``N_rec`` (default: the sites' ``num_steps``)."""
     log_lik: Tensor | float = 0.0
     for site in observed.values():
         log_lik = log_lik + _site_value(site, site["fn"].log_prob(site["value"]))
@@ -169,7 +157,12 @@ def loss_terms(
                 f"observed sites have different num_steps {steps}; pass recon_normalizer"
             )
         recon_normalizer = next(iter(steps.values()))
+    return torch.as_tensor(log_lik), float(recon_normalizer)
 
+
+def _kl_term(guide_sites: dict, model_sites: dict) -> tuple[Tensor | None, int]:
+    """``KL(q ‖ p)`` per example (analytic where registered, else one sample; ``None`` without
+    latent sites) and the total event size of the latent sites."""
     kl: Tensor | None = None
     dims = 0
     for name, q_site in guide_sites.items():
@@ -184,10 +177,37 @@ def loss_terms(
         value = _site_value(q_site, value)
         kl = value if kl is None else kl + value
         dims += math.prod(q.event_shape)
+    return kl, dims
+
+
+def loss_terms(
+    model: Any,
+    guide: Any,
+    args: tuple,
+    *,
+    latent_sites: Sequence[str] | None = ("z",),
+    recon_normalizer: float | None = None,
+    kl_normalizer: float | None = None,
+    kwargs: dict | None = None,
+) -> LossTerms:
+    """Run ``guide`` then ``model`` (replayed on the guide's draws) on ``args`` and return the
+    per-example terms (module doc). ``model``/``guide`` are callables or objects with ``.model``
+    / ``.guide`` methods (``nn.Module`` s as in :mod:`inference.trainer`). ``latent_sites`` are
+    the guide sites forming the KL term (``None``: every guide sample site); a guide sample site
+    not listed is an error, a listed site absent from the trace is skipped.
+    """
+    kwargs = kwargs or {}
+    model_fn, guide_fn = _callable(model, "model"), _callable(guide, "guide")
+    guide_trace = prune_subsample_sites(poutine.trace(guide_fn).get_trace(*args, **kwargs))
+    model_trace = prune_subsample_sites(
+        poutine.trace(poutine.replay(model_fn, trace=guide_trace)).get_trace(*args, **kwargs)
+    )
+    guide_sites, model_sites, observed = _sample_sites(guide_trace, model_trace, latent_sites)
+    log_lik, recon_normalizer = _log_likelihood(observed, recon_normalizer)
+    kl, dims = _kl_term(guide_sites, model_sites)
     if kl_normalizer is None:
         kl_normalizer = float(max(dims, 1))
-    log_lik_t = torch.as_tensor(log_lik)
-    return LossTerms(log_lik_t, kl, float(recon_normalizer), float(kl_normalizer))
+    return LossTerms(log_lik, kl, recon_normalizer, float(kl_normalizer))
 
 
 class AnnealedKLObjective:

@@ -39,8 +39,8 @@ Model/guide conventions (checked, violations raise ``ValueError``): sites inside
 ``"<name>_<t>"``; the stop sites ``"<stop_site>_<t>"`` are sampled first within their step and
 all other latent sites are reparameterisable; sites without a step suffix (the observation
 ``"x"``) are global. For the stop distributions an ``alive`` attribute (0/1, the previous
-``o``), as on :class:`generative.dood.AbsorbingBernoulli`, marks where ``o_t`` is random; the
-baseline is fitted and the running statistics are collected only there. The enumerated
+``o``), as on :class:`generative.distributions.AbsorbingBernoulli`, marks where ``o_t`` is
+random; the baseline is fitted and the running statistics are collected only there. The enumerated
 objective also needs ``model.model(x, record=True)`` to record ``"canvas_<t>"`` (canvas after
 step t, differentiable), ``model.initial_canvas(B)`` and ``model.likelihood(canvas)``.
 """

@@ -15,8 +15,8 @@ the reward is a single return ``R`` per episode, which is also the return ``R_t`
 action when only the final step is rewarded (RAM's classification reward). The baseline must not
 depend on the action it baselines (Eq. 2): compute it from a *detached* state (``b_t =
 Linear(h_t.detach())``) so its squared-error gradient trains only the baseline network, and keep
-sampled actions detached (non-reparameterised sites, :class:`ScoreNormal`) so no pathwise
-gradient flows through them.
+sampled actions detached (non-reparameterised sites, :class:`generative.distributions.ScoreNormal`)
+so no pathwise gradient flows through them.
 
 :class:`RAMObjective` is the training objective of the attention models, in two readings:
 
@@ -31,13 +31,6 @@ gradient flows through them.
   policy is detached (:class:`DetachedPrior`): prior and guide are the same network, so their
   log-ratio is identically zero and so is its exact gradient, while ``TraceGraph_ELBO`` would
   otherwise add the zero-mean noise ``Σ_t ∇ log π(l_t)`` (verified in ``tests/test_ram.py``).
-
-Pitfall (Pyro 1.9): ``dist.Normal(...).has_rsample_(False).to_event(1)`` breaks inside
-``pyro.plate`` (the flag is lost when the plate re-expands the distribution, and setting it on the
-``Independent`` wrapper raises); :class:`ScoreNormal` / :class:`ScoreUniform` carry the flag as a
-class attribute instead. Non-reparameterised samples are drawn without gradient; a reparameterised
-location would make ``log π(l)`` independent of the policy mean (``l − μ = σε``) and silently zero
-the REINFORCE gradient.
 """
 
 from __future__ import annotations
@@ -61,8 +54,6 @@ __all__ = [
     "DetachedPrior",
     "OBJECTIVE_MODES",
     "RAMObjective",
-    "ScoreNormal",
-    "ScoreUniform",
     "action_sites",
     "baseline_loss",
     "classification_reward",
@@ -73,46 +64,6 @@ __all__ = [
 ]
 
 OBJECTIVE_MODES = ("hybrid", "tracegraph")
-
-
-# Score-function-only distributions. ``dist.Normal(...).has_rsample_(False).to_event(1)`` does not
-# survive ``pyro.plate``: its broadcast re-expands the base distribution (losing the instance flag)
-# and then fails to set ``has_rsample`` on the ``Independent`` wrapper. A subclass with the class
-# attribute ``has_rsample = False`` keeps the flag through ``expand`` and ``to_event``. Samples are
-# drawn without gradient, so ``log_prob(sample)`` carries the score ``∇ log π`` and inference
-# algorithms (``TraceGraph_ELBO``) treat the site as non-reparameterised.
-#
-# Both skip work that does not change the result: ``expand`` to the batch shape they already have
-# returns the distribution itself (``pyro.plate`` expands every site's distribution to the plate
-# shape, which for a per-example policy it already has), and ``ScoreNormal.sample()`` draws with
-# ``torch.normal(loc, scale)`` directly (the parameters are already broadcast to the batch shape,
-# so the two ``expand`` views of ``Normal.sample`` are no-ops: same random stream, same values).
-class ScoreNormal(dist.Normal):
-    """``Normal`` that never reparameterises (actions trained by REINFORCE)."""
-
-    has_rsample = False
-
-    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> Any:
-        if _instance is None and torch.Size(batch_shape) == self.batch_shape:
-            return self
-        return super().expand(batch_shape, _instance)
-
-    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        if len(sample_shape):
-            return super().sample(sample_shape)
-        with torch.no_grad():
-            return torch.normal(self.loc, self.scale)
-
-
-class ScoreUniform(dist.Uniform):
-    """``Uniform`` that never reparameterises."""
-
-    has_rsample = False
-
-    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> Any:
-        if _instance is None and torch.Size(batch_shape) == self.batch_shape:
-            return self
-        return super().expand(batch_shape, _instance)
 
 
 def _stack(values: Tensor | Sequence[Tensor], what: str) -> Tensor:
@@ -188,8 +139,8 @@ def _site(trace: Trace, name: str) -> dict[str, Any]:
 
 def _normal_parts(fn: Any) -> tuple[torch.distributions.Normal, int] | None:
     """``(base, event_dims)`` when ``fn`` is a ``Normal`` (or a subclass keeping its constructor
-    and ``log_prob``, e.g. :class:`ScoreNormal`), possibly wrapped in ``Independent`` layers that
-    fold ``event_dims`` batch dims into the event; else ``None``."""
+    and ``log_prob``, e.g. :class:`generative.distributions.ScoreNormal`), possibly wrapped in
+    ``Independent`` layers that fold ``event_dims`` batch dims into the event; else ``None``."""
     event_dims = 0
     while type(fn) in (torch.distributions.Independent, dist.Independent):
         event_dims += fn.reinterpreted_batch_ndims

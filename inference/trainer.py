@@ -47,42 +47,6 @@ class BatchSource(Protocol):
     def batch(self, step: int) -> tuple[Tensor, ...]: ...
 
 
-class ImageBatches:
-    """Shuffled mini-batches of an image tensor, epoch by epoch, reproducible from ``seed``.
-
-    With ``dynamic_binarization`` every batch is resampled as ``Bernoulli(x)`` from a generator
-    seeded by ``(seed, step)``.
-    """
-
-    def __init__(
-        self, images: Tensor, batch_size: int, *, seed: int = 0, dynamic_binarization: bool = False
-    ):
-        if batch_size > len(images):
-            raise ValueError(f"batch size {batch_size} exceeds the {len(images)} training images")
-        self.images, self.batch_size, self.seed = images, batch_size, seed
-        self.dynamic_binarization = dynamic_binarization
-        self.batches_per_epoch = len(images) // batch_size  # the ragged tail is dropped
-        self._perm_epoch, self._perm = -1, None
-
-    def _permutation(self, epoch: int) -> Tensor:
-        if epoch != self._perm_epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(len(self.images), generator=gen), epoch
-        return self._perm
-
-    def epoch(self, step: int) -> float:
-        return step / self.batches_per_epoch
-
-    def batch(self, step: int) -> tuple[Tensor]:
-        epoch, index = divmod(step, self.batches_per_epoch)
-        idx = self._permutation(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        x = self.images[idx]
-        if self.dynamic_binarization:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + 1)
-            x = torch.bernoulli(x, generator=gen)
-        return (x,)
-
-
 @dataclass
 class TrainConfig:
     steps: int = 1000

@@ -1,37 +1,37 @@
-"""The ``pyro-draw`` command line.
+"""The ``pyro-draw`` command line, generated from the families' typed options.
 
-* ``pyro-draw train <model> …`` — one sub-command per model (``pyro-draw train`` alone trains the
-  small DRAW on glyphs, the quickstart);
-* ``pyro-draw evaluate|sample|reconstruct|interpolate|complete CHECKPOINT …`` — dispatched on
-  the model name stored in the checkpoint.
-
-Model families plug in through :mod:`tasks.cli_common`'s conventions (``register_train``,
-``CHECKPOINT_COMMANDS``, ``EXTRA_ARGUMENTS``) listed in :data:`CLI_FAMILIES`.
+* ``pyro-draw train <model> …`` — one sub-command per registered model (``pyro-draw train``
+  alone trains the small DRAW on glyphs, the quickstart), through :func:`tasks.training.train`;
+* ``pyro-draw evaluate|sample|reconstruct|interpolate|complete CHECKPOINT …`` — the checkpoint is
+  read once and the command of its model's family runs; an option that the model's command does
+  not take is an error, not silently ignored.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from typing import Any
 
-from inference.checkpoint import CheckpointError, load_checkpoint
-from inference.trainer import ELBOS, NonFiniteLossError
-from tasks.cli_common import add_common_train_arguments, add_data_options, train_config_from_args
-from tasks.data import DATASET_NAMES, DataError
-from tasks.models import config_names
-
-# Modules contributing commands, besides DRAW's (defined here).
-CLI_FAMILIES: tuple[str, ...] = (
-    "tasks.sketch_rnn",
-    "tasks.sketch_tasks",
-    "tasks.ram",
-    "tasks.catch",
-    "tasks.dood",
+from inference.checkpoint import CheckpointError, read_checkpoint
+from inference.trainer import NonFiniteLossError
+from tasks import families
+from tasks.data import DataError
+from tasks.family import Family, ModelSpec
+from tasks.options import (
+    CheckpointOptions,
+    RunOptions,
+    add_options,
+    field_default,
+    field_names,
+    given_options,
+    options_from,
 )
+from tasks.training import prepare_process, train
+
+__all__ = ["add_train_options", "build_parser", "main", "parse_train_options"]
 
 CHECKPOINT_COMMAND_HELP = {
     "evaluate": "evaluate a checkpoint (IWAE log-likelihood and ELBO; test error for classifiers)",
@@ -40,103 +40,115 @@ CHECKPOINT_COMMAND_HELP = {
     "interpolate": "latent-space interpolations between data examples",
     "complete": "completions of partial examples",
 }
-
-Handler = Callable[[argparse.Namespace], None]
-
-
-def _families() -> list[ModuleType]:
-    return [importlib.import_module(name) for name in CLI_FAMILIES]
+_NOT_OPTIONS = frozenset({"command", "model", "checkpoint"})
 
 
-def _add_draw_train_parser(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser(
-        "draw",
-        help="DRAW (default: a small DRAW on glyphs, about two minutes on 2 CPU cores)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    add_common_train_arguments(t)
-    t.add_argument(
-        "--config",
-        default="small",
-        help=f"named configuration: {', '.join(config_names('draw'))}",
-    )
-    t.add_argument("--dataset", default="glyphs", choices=DATASET_NAMES)
-    t.add_argument(
-        "--elbo",
-        default="meanfield",
-        choices=sorted(ELBOS),
-        help="meanfield: analytic KL (TraceMeanField_ELBO); trace: Monte-Carlo KL",
-    )
-    t.add_argument("--num-particles", type=int, default=1)
-    t.add_argument("--num-train", type=int, default=None, help="use only this many training images")
-    t.add_argument(
-        "--iwae-samples", type=int, default=50, help="K for the final test IWAE estimate"
-    )
-    t.add_argument(
-        "--eval-examples",
-        type=int,
-        default=500,
-        help="test images for the final evaluation (a fixed random subset)",
-    )
-    t.add_argument("--no-pictures", action="store_true")
-    t.set_defaults(handler=_train_draw)
-
-
-def _add_checkpoint_parser(
-    sub: argparse._SubParsersAction, command: str, extras: list[Callable]
+def add_train_options(
+    parser: argparse.ArgumentParser,
+    family: Family,
+    spec: ModelSpec,
+    defaults: Mapping[str, Any] | None = None,
 ) -> None:
+    """The options of ``pyro-draw train <spec.name>`` (common, then the model's own) on
+    ``parser``; ``defaults`` override the family's (examples use this with their budgets)."""
+    clash = field_names(spec.options) & field_names(RunOptions)
+    if clash:
+        raise RuntimeError(f"{spec.name}: options {sorted(clash)} clash with the common ones")
+    add_options(
+        parser.add_argument_group("common options"),
+        RunOptions,
+        defaults={**family.defaults(spec), **(defaults or {})},
+        choices={"config": spec.configs, "dataset": family.datasets or None},
+        lists=("dataset",) if family.multiple_datasets else (),
+        skip=() if family.datasets else ("dataset",),
+        default_texts={"config": "chosen for the dataset"} if spec.default_config is None else {},
+    )
+    add_options(parser.add_argument_group(f"{spec.name} options"), spec.options)
+
+
+def parse_train_options(
+    parser: argparse.ArgumentParser, argv: Sequence[str] | None, spec: ModelSpec
+) -> tuple[RunOptions, Any, argparse.Namespace]:
+    """``(run options, model options, namespace)`` of a parser built with
+    :func:`add_train_options`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    run = options_from(RunOptions, args, given=given_options(parser, argv))
+    return run, options_from(spec.options, args), args
+
+
+def _add_train_parser(sub: argparse._SubParsersAction, family: Family, spec: ModelSpec) -> None:
+    p = sub.add_parser(
+        spec.name,
+        help=spec.help,
+        description=f"Train {spec.name}: {spec.help}.",
+        allow_abbrev=False,
+    )
+    add_train_options(p, family, spec)
+
+
+def _option_classes(command: str) -> list[tuple[str, type]]:
+    """``(model, options class)`` of every model that has ``command``."""
+    found = []
+    for family in families.FAMILIES:
+        for spec in family.models:
+            cmd = family.command(command, spec.name)
+            if cmd is not None:
+                found.append((spec.name, cmd.options))
+    return found
+
+
+def _add_checkpoint_parser(sub: argparse._SubParsersAction, command: str) -> None:
     p = sub.add_parser(
         command,
         help=CHECKPOINT_COMMAND_HELP[command],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description=f"{CHECKPOINT_COMMAND_HELP[command][0].upper()}"
+        f"{CHECKPOINT_COMMAND_HELP[command][1:]}. Options apply to the "
+        "models named after them; defaults are the model's own.",
+        allow_abbrev=False,
     )
-    p.add_argument("checkpoint")
-    p.add_argument("--out", default=None, help="output folder (default: next to the checkpoint)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--num-samples",
-        type=int,
-        default=None,
-        help="samples / examples to draw (default: the model family's own)",
-    )
-    p.add_argument(
-        "--temperature",
-        type=float,
-        nargs="+",
-        default=None,
-        help="sampling temperature(s) (default: the model's own)",
-    )
-    p.add_argument("--dataset", default=None, help="default: the dataset it was trained on")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
-    p.add_argument(
-        "--num-examples",
-        type=int,
-        default=None,
-        help="evaluate a fixed random subset of this size (default: all)",
-    )
-    p.add_argument("--iwae-samples", type=int, default=200, help="importance samples K")
-    p.add_argument("--batch-size", type=int, default=100)
-    if command == "evaluate":
-        p.add_argument(
-            "--chunk-size",
-            type=int,
-            default=None,
-            help="particles per chunk (default: bounded by memory)",
+    p.add_argument("checkpoint", help="a checkpoint.pt written by `pyro-draw train`")
+    classes = _option_classes(command)
+    users: dict[str, list[str]] = {}
+    defaults: dict[str, set[str]] = {}
+    checks: dict[str, set[str]] = {}
+    for model, cls in classes:
+        for f in fields(cls):
+            users.setdefault(f.name, []).append(model)
+            defaults.setdefault(f.name, set()).add(repr(field_default(f)))
+            checks.setdefault(f.name, set()).add(repr(_checks(f)))
+    # an option that models check differently is checked by the checkpoint model's own class
+    unchecked = {name for name, found in checks.items() if len(found) > 1}
+    add_options(p, CheckpointOptions, suppress=True)
+    done = set(field_names(CheckpointOptions))
+    for _, cls in classes:
+        texts = {
+            name: "the model's own" for name in field_names(cls) - done if len(defaults[name]) > 1
+        }
+        notes = {
+            name: f"[{', '.join(users[name])}]"
+            for name in field_names(cls) - done
+            if len(users[name]) < len(classes)
+        }
+        add_options(
+            p,
+            cls,
+            suppress=True,
+            skip=done,
+            default_texts=texts,
+            notes=notes,
+            unchecked=unchecked,
         )
-        p.add_argument(
-            "--json", default=None, help="write the results here (default: next to the checkpoint)"
-        )
-    if command == "sample":
-        p.add_argument("--num-sequences", type=int, default=8)
-        p.add_argument(
-            "--no-nearest",
-            action="store_true",
-            help="skip the nearest-training-image figure (needs the training data)",
-        )
-    for extra in extras:
-        extra(p)
-    add_data_options(p)
-    p.set_defaults(handler=None)
+        done |= field_names(cls)
+
+
+def _checks(f: Any) -> tuple[Any, ...]:
+    """What a field's parse-time check depends on (its check function and choices)."""
+    return (
+        f.metadata.get("check"),
+        tuple(f.metadata.get("choices") or ()),
+        f.metadata.get("nargs"),
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,134 +156,56 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pyro-draw",
         description="Sequential drawing models as Pyro model/guide pairs: train them with SVI, "
         "estimate IWAE log-likelihoods, and draw samples.",
+        allow_abbrev=False,
     )
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser(
         "train",
         help="train a model (no model name: the small DRAW quickstart on glyphs)",
-        description="Train a model; `pyro-draw train <model> --help` lists its options.",
+        description="Train a model; `pyro-draw train <model> --help` lists its options. "
+        "`pyro-draw train [options]` alone is `pyro-draw train draw [options]`, the quickstart "
+        "(see `pyro-draw train draw --help`).",
+        allow_abbrev=False,
     )
     train_sub = t.add_subparsers(dest="model", required=True, metavar="model")
-    _add_draw_train_parser(train_sub)
-    families = _families()
-    for family in families:
-        if hasattr(family, "register_train"):
-            family.register_train(train_sub)
+    for family in families.FAMILIES:
+        for spec in family.models:
+            _add_train_parser(train_sub, family, spec)
     for command in CHECKPOINT_COMMAND_HELP:
-        extras = [
-            f.EXTRA_ARGUMENTS[command]
-            for f in families
-            if command in getattr(f, "EXTRA_ARGUMENTS", {})
-        ]
-        _add_checkpoint_parser(sub, command, extras)
+        _add_checkpoint_parser(sub, command)
     return parser
 
 
-def checkpoint_handlers() -> dict[str, dict[str, Handler]]:
-    """``{command: {model name: handler}}`` over DRAW and every family."""
-    handlers: dict[str, dict[str, Handler]] = {
-        "evaluate": {"draw": _evaluate_draw},
-        "sample": {"draw": _sample_draw},
-    }
-    for family in _families():
-        for command, by_model in getattr(family, "CHECKPOINT_COMMANDS", {}).items():
-            for model, fn in by_model.items():
-                if model in handlers.setdefault(command, {}):
-                    raise RuntimeError(f"two handlers for `{command}` of model {model!r}")
-                handlers[command][model] = fn
-    return handlers
+def _train(args: argparse.Namespace, given: frozenset[str]) -> None:
+    family, spec = families.find_model(args.model)
+    run = options_from(RunOptions, args, given=given)
+    train(family, spec.name, run, options_from(spec.options, args))
 
 
-def _train_draw(args: argparse.Namespace) -> None:
-    from tasks.train import TrainJob, run_training
-
-    job = TrainJob(
-        model="draw",
-        config=args.config,
-        dataset=args.dataset,
-        out=args.out,
-        data_dir=args.data_dir,
-        download=args.download,
-        num_train=args.num_train,
-        resume=args.resume,
-        device=args.device,
-        iwae_samples=args.iwae_samples,
-        eval_examples=args.eval_examples,
-        pictures=not args.no_pictures,
-        progress=not args.no_progress,
-    )
-    run_training(job, train_config_from_args(args))
-
-
-def _evaluate_draw(args: argparse.Namespace) -> None:
-    import pyro
-
-    from tasks.data import load_images
-    from tasks.evaluate import evaluate_split, format_summary, write_json
-    from tasks.models import load_trained
-
-    pyro.enable_validation(False)
-    model, guide, ckpt = load_trained(args.checkpoint, device=args.device)
-    dataset = args.dataset or ckpt["data"]["dataset"]
-    data = load_images(dataset, args.split, data_dir=args.data_dir, download=args.download)
-    result = evaluate_split(
-        model.model,
-        guide.guide,
-        data,
-        num_examples=args.num_examples,
-        seed=args.seed,
-        num_particles=args.iwae_samples,
-        batch_size=args.batch_size,
-        chunk_size=args.chunk_size,
-        device=args.device,
-        progress=not args.no_progress,
-    )
-    result.update(checkpoint=str(args.checkpoint), step=ckpt["step"])
-    path = (
-        Path(args.json)
-        if args.json
-        else Path(args.checkpoint).with_name(
-            f"eval_{dataset}_{args.split}_K{args.iwae_samples}.json"
-        )
-    )
-    write_json(result, path)
-    print(format_summary(result))
-    print(f"wrote {path}")
-
-
-def _sample_draw(args: argparse.Namespace) -> None:
-    from tasks.data import load_images
-    from tasks.models import load_trained
-    from tasks.sample import write_pictures
-
-    model, _, ckpt = load_trained(args.checkpoint, device=args.device)
-    reference = None
-    if not args.no_nearest:
-        reference = load_images(
-            ckpt["data"]["dataset"], "train", data_dir=args.data_dir, download=args.download
-        ).images
-    out = Path(args.out) if args.out else Path(args.checkpoint).parent
-    for path in write_pictures(
-        model,
-        out,
-        reference=reference,
-        num_samples=args.num_samples or 50,
-        num_sequences=args.num_sequences,
-        seed=args.seed,
-    ):
-        print(f"wrote {path}")
-
-
-def _dispatch_checkpoint(args: argparse.Namespace) -> None:
-    model = load_checkpoint(args.checkpoint, map_location="cpu")["model"]
-    by_model = checkpoint_handlers().get(args.command, {})
-    if model not in by_model:
-        supported = ", ".join(sorted(by_model)) or "none"
+def _run_checkpoint_command(args: argparse.Namespace) -> None:
+    checkpoint = read_checkpoint(args.checkpoint, map_location="cpu")
+    try:
+        family, spec = families.find_model(checkpoint.model)
+        command = family.command(args.command, spec.name)
+    except ValueError:
+        command = None
+    if command is None:
+        supported = ", ".join(m for m, _ in _option_classes(args.command)) or "none"
         raise ValueError(
-            f"`{args.command}` is not available for {model!r} checkpoints "
-            f"({args.checkpoint}); models supporting it: {supported}"
+            f"`{args.command}` is not available for {checkpoint.model!r} checkpoints "
+            f"({checkpoint.path}); models supporting it: {supported}"
         )
-    by_model[model](args)
+    given = {k for k in vars(args) if k not in _NOT_OPTIONS}
+    foreign = sorted(given - field_names(command.options))
+    if foreign:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in foreign)
+        raise ValueError(
+            f"{flags} does not apply to `{args.command}` of {spec.name!r} checkpoints "
+            f"({checkpoint.path}); see `pyro-draw {args.command} --help`"
+        )
+    options = options_from(command.options, {k: getattr(args, k) for k in given})
+    prepare_process(options)
+    command.run(spec, checkpoint, options)
 
 
 def _default_train_model(argv: list[str]) -> list[str]:
@@ -282,14 +216,15 @@ def _default_train_model(argv: list[str]) -> list[str]:
     return argv
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     argv = _default_train_model(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         if args.command == "train":
-            args.handler(args)
+            _train(args, given_options(parser, argv))
         else:
-            _dispatch_checkpoint(args)
+            _run_checkpoint_command(args)
     except (DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:
         print(f"pyro-draw {args.command}: error: {exc}", file=sys.stderr)
         return 1

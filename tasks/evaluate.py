@@ -9,12 +9,9 @@ Models needing extra arguments (e.g. a number of steps) can be bound with ``func
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,6 +20,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from inference.checkpoint import Checkpoint
 from inference.iwae import (
     MIN_PARETO_SAMPLES,
     elbo_from_log_weights,
@@ -30,14 +28,18 @@ from inference.iwae import (
     iwae_bound,
     pareto_k,
 )
-from tasks.data import ImageData
+from tasks.data import ImageData, load_images
+from tasks.family import ModelSpec
+from tasks.options import EvaluateOptions, option, positive
+from tasks.results import write_json
 
 __all__ = [
+    "ImageEvaluateOptions",
+    "evaluate_image_command",
     "evaluate_log_likelihood",
     "evaluate_split",
     "evaluation_subset",
     "format_summary",
-    "write_json",
 ]
 
 PARETO_K_THRESHOLD = 0.7
@@ -185,44 +187,6 @@ def evaluate_split(
     return result
 
 
-def _json_safe(value: Any) -> Any:
-    """Recursively convert numpy/torch scalars to Python and non-finite floats to ``None``."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.ndarray | Tensor):
-        return _json_safe(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write ``result`` to ``path`` as strict JSON, atomically (temp file + ``os.replace``).
-
-    NaN/inf values (e.g. k̂ with too few samples, stderr of one example) are written as ``null``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_json_safe(result), indent=2, allow_nan=False, ensure_ascii=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def _num(value: Any, fmt: str) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
@@ -240,3 +204,40 @@ def format_summary(result: dict[str, Any]) -> str:
     )
     note = pk.get("note")
     return f"{line}\n  {note}" if note else line
+
+
+@dataclass
+class ImageEvaluateOptions(EvaluateOptions):
+    """``pyro-draw evaluate`` of an image model: IWAE with K importance samples."""
+
+    iwae_samples: int = option(200, "importance samples K", check=positive)
+    chunk_size: int | None = option(
+        None, "particles per chunk", check=positive, default_text="bounded by memory"
+    )
+
+
+def evaluate_image_command(
+    spec: ModelSpec, checkpoint: Checkpoint, options: ImageEvaluateOptions
+) -> None:
+    """``pyro-draw evaluate CHECKPOINT``: IWAE log-likelihood, ELBO and Pareto k̂ per example."""
+    model, guide = spec.restore(checkpoint, options.device)
+    dataset = options.dataset or checkpoint.record.dataset
+    data = load_images(dataset, options.split, data_dir=options.data_dir, download=options.download)
+    result = evaluate_split(
+        model.model,
+        guide.guide,
+        data,
+        num_examples=options.num_examples,
+        seed=options.seed,
+        num_particles=options.iwae_samples,
+        batch_size=options.batch_size,
+        chunk_size=options.chunk_size,
+        device=options.device,
+        progress=options.progress,
+    )
+    result.update(checkpoint=str(checkpoint.path), step=checkpoint.step)
+    name = f"eval_{dataset}_{options.split}_K{options.iwae_samples}.json"
+    path = options.json_path(checkpoint.path, name)
+    write_json(result, path)
+    print(format_summary(result))
+    print(f"wrote {path}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+
+from tasks.grid import GridLayout
 
 __all__ = [
     "attention_linewidths",
@@ -153,55 +154,31 @@ def attention_linewidths(
 # ----------------------------------------------------------------------------- layout
 
 
-@dataclass
 class _Grid:
-    """Exact grid of equally sized image cells on a black figure (sizes in inches)."""
+    """Matplotlib axes on a black figure at the cells of a :class:`GridLayout` (inches)."""
 
-    nrows: int
-    ncols: int
-    cell_w: float
-    cell_h: float
-    dpi: float
-    row_title_h: float = 0.0  # text line above every row
-    header_h: float = 0.0  # text line above the whole grid
-    col_extra_gap: dict[int, float] = field(default_factory=dict)  # extra space before col
-
-    def __post_init__(self) -> None:
-        x = _GAP_IN
-        self.col_x: list[float] = []
-        for c in range(self.ncols):
-            x += self.col_extra_gap.get(c, 0.0)
-            self.col_x.append(x)
-            x += self.cell_w + _GAP_IN
-        self.width = x
-        y = _GAP_IN + self.header_h
-        self.row_y: list[float] = []  # distance from figure top to the top of each cell
-        for _ in range(self.nrows):
-            y += self.row_title_h
-            self.row_y.append(y)
-            y += self.cell_h + _GAP_IN
-        self.height = y
-        self.fig = Figure(figsize=(self.width, self.height), dpi=self.dpi, facecolor="black")
+    def __init__(self, nrows: int, ncols: int, cell_w: float, cell_h: float, dpi: float, **kw):
+        self.layout = GridLayout(nrows, ncols, cell_w, cell_h, _GAP_IN, **kw)
+        self.dpi = dpi
+        self.width, self.height = self.layout.width, self.layout.height
+        self.fig = Figure(figsize=(self.width, self.height), dpi=dpi, facecolor="black")
         FigureCanvasAgg(self.fig)
 
     def axes(self, row: int, col: int) -> Axes:
-        rect = (
-            self.col_x[col] / self.width,
-            1.0 - (self.row_y[row] + self.cell_h) / self.height,
-            self.cell_w / self.width,
-            self.cell_h / self.height,
-        )
+        x, y = self.layout.origin(row, col)
+        w, h = self.layout.cell_w, self.layout.cell_h
+        rect = (x / self.width, 1.0 - (y + h) / self.height, w / self.width, h / self.height)
         ax = self.fig.add_axes(rect)
         ax.set_axis_off()
         return ax
 
     def text_above(self, row: int, col: int, text: str, *, header: bool = False) -> None:
         """Write white text centred above cell ``(row, col)`` (or above the grid if header)."""
-        x = (self.col_x[col] + 0.5 * self.cell_w) / self.width
+        x = self.layout.centre_x(col) / self.width
         if header:
-            y = 1.0 - (_GAP_IN + 0.5 * self.header_h) / self.height
+            y = 1.0 - self.layout.header_line_y(0, self.layout.header) / self.height
         else:
-            y = 1.0 - (self.row_y[row] - 0.5 * self.row_title_h) / self.height
+            y = 1.0 - self.layout.row_title_y(row) / self.height
         self.fig.text(x, y, text, color="white", ha="center", va="center", fontsize=_TITLE_FONTSIZE)
 
     def save(self, path: PathLike) -> Path:
@@ -269,7 +246,7 @@ def save_image_grid(
     nrows = math.ceil(n / ncols)
     cell_w, cell_h = _cell_size(h, w)
     grid = _Grid(
-        nrows, ncols, cell_w, cell_h, dpi, row_title_h=_TITLE_IN if titles is not None else 0.0
+        nrows, ncols, cell_w, cell_h, dpi, row_title=_TITLE_IN if titles is not None else 0.0
     )
     for i in range(n):
         r, c = divmod(i, ncols)
@@ -308,7 +285,7 @@ def save_generation_sequences(
     )
     steps = select_steps(t, step_stride)
     cell_w, cell_h = _cell_size(h, w)
-    grid = _Grid(s, len(steps), cell_w, cell_h, dpi, header_h=_TITLE_IN if label_steps else 0.0)
+    grid = _Grid(s, len(steps), cell_w, cell_h, dpi, header=_TITLE_IN if label_steps else 0.0)
     for i in range(s):
         for j, step in enumerate(steps):
             ax = grid.axes(i, j)
@@ -394,7 +371,7 @@ def save_samples_with_nearest(
         cell_w,
         cell_h,
         dpi,
-        header_h=2 * _TITLE_IN,
+        header=2 * _TITLE_IN,
         col_extra_gap={ncols: max(0.25 * cell_w, 4 * _GAP_IN)},
     )
     for i in range(s):
@@ -437,7 +414,7 @@ def save_attention_steps(
     nrows = math.ceil(t / ncols)
     _, h, w = img.shape
     cell_w, cell_h = _cell_size(h, w)
-    grid = _Grid(nrows, ncols, cell_w, cell_h, dpi, row_title_h=_TITLE_IN if label_steps else 0.0)
+    grid = _Grid(nrows, ncols, cell_w, cell_h, dpi, row_title=_TITLE_IN if label_steps else 0.0)
     for k in range(t):
         r, c = divmod(k, ncols)
         ax = grid.axes(r, c)

@@ -11,7 +11,8 @@ import torch
 from pyro.infer import TraceMeanField_ELBO
 from torch import nn
 
-from generative.sketch_rnn import SketchRNN, sketch_rnn_config
+from generative.sketch_rnn import SketchRNN
+from generative.sketch_rnn_config import sketch_rnn_config
 from guides.sketch_rnn import SketchRNNGuide
 from inference.annealing import (
     AnnealedKLObjective,
@@ -20,7 +21,7 @@ from inference.annealing import (
     unannealed_loss,
 )
 from inference.trainer import SVITrainer, TrainConfig
-from tasks.data.strokes import pad_batch
+from tasks.data.stroke_formats import pad_batch
 
 pyro.enable_validation(False)
 

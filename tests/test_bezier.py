@@ -218,8 +218,8 @@ def test_render_equals_composition_of_eqs_12_and_13() -> None:
 
 
 def test_matches_dense_reference_of_benchmark() -> None:
-    """Values and gradients equal the dense (B, K, H, W, S) reference of benchmarks/renderer.py."""
-    from benchmarks.renderer import dense_render, make_inputs, ours_render
+    """Values and gradients equal the dense (B, K, H, W, S) reference of the renderer benchmark."""
+    from benchmarks.references.renderer import dense_render, make_inputs, ours_render
 
     inputs = make_inputs(2, 3, 5, seed=4, dtype=torch.float64)
     leaves_d = [t.clone().requires_grad_() for t in inputs]

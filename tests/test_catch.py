@@ -3,7 +3,6 @@ as a Pyro program (generative/catch_agent.py) and its REINFORCE training."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pyro.poutine as poutine
@@ -15,27 +14,25 @@ from generative.catch_agent import (
     CatchAgentConfig,
     GreedyPolicy,
 )
-from guides.empty import EmptyGuide
-from inference.trainer import SVITrainer, TrainConfig
-from tasks.catch import (
-    CHECKPOINT_COMMANDS,
+from generative.catch_game import (
     LEFT,
-    MODELS,
     RIGHT,
     STAY,
-    CatchBatches,
     CatchEnv,
-    CatchObjective,
     CatchState,
     all_starts,
-    episode_filmstrip,
-    greedy_catch_rate,
-    load_agent,
-    play,
-    play_episode,
     random_policy_catch_rate,
-    register_train,
 )
+from guides.empty import EmptyGuide
+from inference.catch import CatchObjective
+from inference.trainer import SVITrainer, TrainConfig
+from tasks.catch import FAMILY
+from tasks.catch.models import build_agent
+from tasks.catch.pictures import episode_filmstrip
+from tasks.catch.play import greedy_catch_rate, play, play_episode
+from tasks.catch.training import CatchBatches
+from tasks.cli import build_parser, main
+from tasks.families import find_model, load_trained
 
 SIZE, WIDTH = 24, 2
 # A small agent for speed (the paper's is CatchAgentConfig()).
@@ -359,7 +356,7 @@ def _trainer(tmp_path, agent, guide, steps: int, batch: int = 8, seed: int = 0) 
 
 def test_one_training_step_changes_parameters_and_the_loss_is_finite(tmp_path) -> None:
     torch.manual_seed(4)
-    agent, guide = MODELS["ram-catch"].build(TINY.to_dict())
+    agent, guide = build_agent(TINY.to_dict())
     assert isinstance(guide, EmptyGuide)
     before = {n: p.detach().clone() for n, p in agent.named_parameters()}
     trainer = _trainer(tmp_path, agent, guide, steps=1)
@@ -369,21 +366,21 @@ def test_one_training_step_changes_parameters_and_the_loss_is_finite(tmp_path) -
     assert 0.0 <= record["catch_rate"] <= 1.0 and record["baseline_mse"] >= 0
     for name in ("actor.weight", "locator.linear.weight", "core.weight_ih", "baseline.weight"):
         assert not torch.equal(before[name], dict(agent.named_parameters())[name]), name
-    loaded, ckpt = load_agent(tmp_path / "checkpoint.pt")
-    assert ckpt["step"] == 1
+    loaded, _, ckpt = load_trained(tmp_path / "checkpoint.pt")
+    assert ckpt.step == 1
     for name, p in agent.state_dict().items():
         assert torch.equal(p, loaded.state_dict()[name])
 
 
 def test_training_resumes_exactly(tmp_path) -> None:
     torch.manual_seed(5)
-    straight, guide = MODELS["ram-catch"].build(TINY.to_dict())
+    straight, guide = build_agent(TINY.to_dict())
     init = {k: v.clone() for k, v in straight.state_dict().items()}
     _trainer(tmp_path / "a", straight, guide, steps=2).fit()
-    first, guide2 = MODELS["ram-catch"].build(TINY.to_dict())
+    first, guide2 = build_agent(TINY.to_dict())
     first.load_state_dict(init)
     _trainer(tmp_path / "b", first, guide2, steps=1).fit()
-    resumed, guide3 = MODELS["ram-catch"].build(TINY.to_dict())
+    resumed, guide3 = build_agent(TINY.to_dict())
     trainer = _trainer(tmp_path / "c", resumed, guide3, steps=2)
     trainer.resume(tmp_path / "b" / "checkpoint.pt")
     trainer.fit()
@@ -446,33 +443,81 @@ def test_filmstrip_draws_the_retina_boxes() -> None:
 
 
 def test_cli_registration_and_checkpoint_commands(tmp_path) -> None:
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="model")
-    register_train(sub)
-    args = parser.parse_args(
-        ["ram-catch", "--steps", "3", "--location-std", "0.2", "--location-lr", "1e-4"]
+    args = build_parser().parse_args(
+        ["train", "ram-catch", "--steps", "3", "--location-std", "0.2", "--location-lr", "1e-4"]
     )
-    assert args.handler is not None and args.steps == 3 and args.location_std == 0.2
+    assert find_model(args.model)[0] is FAMILY and args.steps == 3 and args.location_std == 0.2
     assert args.location_lr == 1e-4
-    assert set(CHECKPOINT_COMMANDS) == {"evaluate", "sample"}
+    assert set(FAMILY.commands) == {"evaluate", "sample"}
 
     torch.manual_seed(8)
-    agent, guide = MODELS["ram-catch"].build(TINY.to_dict())
+    agent, guide = build_agent(TINY.to_dict())
     _trainer(tmp_path, agent, guide, steps=1).fit()
-    ns = argparse.Namespace(
-        checkpoint=str(tmp_path / "checkpoint.pt"),
-        num_examples=40,
-        seed=0,
-        json=None,
-        out=str(tmp_path / "pics"),
-    )
-    CHECKPOINT_COMMANDS["evaluate"]["ram-catch"](ns)
+    checkpoint = str(tmp_path / "checkpoint.pt")
+    assert main(["evaluate", checkpoint, "--num-examples", "40", "--seed", "0"]) == 0
     result = json.loads((tmp_path / "eval_catch.json").read_text())
     assert result["num_games"] == 40 and result["greedy_games"] == 72
     assert 0 <= result["catch_rate_greedy"] <= 1 and 0 <= result["catch_rate_sampled"] <= 1
     assert result["random_policy_catch_rate"] == pytest.approx(random_policy_catch_rate())
-    CHECKPOINT_COMMANDS["sample"]["ram-catch"](ns)
+    assert main(["sample", checkpoint, "--seed", "0", "--out", str(tmp_path / "pics")]) == 0
     assert (tmp_path / "pics" / "catch_episode_seed0.png").stat().st_size > 0
+
+
+def test_training_through_the_cli_and_resume_with_other_settings_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["train", "ram-catch", "--out", str(out), "--batch-size", "4", "--eval-games", "10"]
+    base += ["--validate-every", "1", "--checkpoint-every", "2", "--no-progress", "--threads", "1"]
+    assert main([*base, "--steps", "2", "--location-lr", "1e-4"]) == 0
+    assert "catch rate: greedy" in capsys.readouterr().out
+    result = json.loads((out / "eval.json").read_text())
+    assert result["step"] == 2 and result["num_games"] == 10 and result["frames"] == 2 * 4 * 23
+    assert result["greedy_games"] == 72 and (out / "catch_episode.png").is_file()
+    ckpt = str(out / "checkpoint.pt")
+    resume = [*base, "--steps", "3", "--resume", ckpt, "--no-pictures"]
+    assert main(resume) == 1  # trained with --location-lr 1e-4
+    assert "--location-lr" in capsys.readouterr().err
+    assert main([*resume, "--location-lr", "1e-4", "--location-std", "0.3"]) == 1
+    assert "--location-std" in capsys.readouterr().err
+    assert main([*resume, "--location-lr", "1e-4"]) == 0
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--steps", "0", "expected a number > 0"),
+        ("--batch-size", "0", "expected a number > 0"),
+        ("--eval-games", "0", "expected a number > 0"),
+        ("--location-std", "-0.1", "expected a number > 0"),
+        ("--location-lr", "0", "expected a number > 0"),
+        ("--config", "huge", "invalid choice"),
+        ("--dataset", "mnist", "unrecognized arguments"),  # Catch has no dataset
+    ],
+)
+def test_bad_train_values_are_refused_at_parse_time(option, value, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["train", "ram-catch", option, value])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_options_are_checked_in_python_too() -> None:
+    from tasks.catch.models import CatchOptions
+
+    with pytest.raises(ValueError, match="--eval-games"):
+        CatchOptions(eval_games=0)
+
+
+def test_options_of_other_models_are_refused_for_catch_checkpoints(tmp_path, capsys) -> None:
+    torch.manual_seed(8)
+    agent, guide = build_agent(TINY.to_dict())
+    _trainer(tmp_path, agent, guide, steps=1).fit()
+    checkpoint = str(tmp_path / "checkpoint.pt")
+    assert main(["evaluate", checkpoint, "--split", "valid"]) == 1
+    assert "--split does not apply to `evaluate` of 'ram-catch'" in capsys.readouterr().err
+    assert main(["sample", checkpoint, "--num-sequences", "2"]) == 1
+    assert "--num-sequences does not apply to `sample` of 'ram-catch'" in capsys.readouterr().err
+    assert main(["reconstruct", checkpoint]) == 1
+    assert "`reconstruct` is not available for 'ram-catch'" in capsys.readouterr().err
 
 
 @pytest.mark.slow
@@ -491,7 +536,7 @@ def test_training_learns_a_small_full_view_game(tmp_path) -> None:
         glimpse_output=64,
         core_size=64,
     )
-    agent, guide = MODELS["ram-catch"].build(config.to_dict())
+    agent, guide = build_agent(config.to_dict())
     assert greedy_catch_rate(agent) < 0.45
     train = TrainConfig(
         steps=600,

@@ -34,7 +34,7 @@ def test_train_without_a_model_name_trains_draw():
 
 
 def test_command_without_a_handler_for_the_model_is_refused(tmp_path, capsys):
-    from tasks.models import DRAW_CONFIGS
+    from generative.draw import DRAW_CONFIGS
 
     path = save_checkpoint(
         {

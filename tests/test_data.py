@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from generative.bezier import bezier_points, compose_canvas, render_strokes
-from tasks.data import DATASET_NAMES, DataError, ImageData, binarize, load_images, resolve_data_dir
+from tasks.data import DATASET_NAMES, DataError, ImageData, load_images
 from tasks.data import paths as paths_mod
+from tasks.data.core import binarize
 from tasks.data.glyphs import (
     DEFAULT_NUM_EXAMPLES,
     FRAME,
@@ -32,7 +33,7 @@ from tasks.data.mnist import (
     mnist_split_arrays,
     read_idx,
 )
-from tasks.data.paths import FileSpec, file_sha256, locate
+from tasks.data.paths import FileSpec, file_sha256, locate, resolve_data_dir
 
 # From /work/shared/data/README.md
 MNIST_TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -389,3 +390,16 @@ def test_two_digit_mnist(real_data_dir: Path) -> None:
     assert test.binarization == "seeded"
     assert_binary(test.images)
     json.dumps(test.info)
+
+
+def test_registry_lists_every_name_and_offers_only_those_that_load():
+    from tasks.data.registry import IMAGE_DATASETS, available_datasets
+
+    assert set(IMAGE_DATASETS) == set(DATASET_NAMES)
+    offered = available_datasets()
+    assert "glyphs" in offered and "emnist50" not in offered and "kmnist50" not in offered
+    for name in set(DATASET_NAMES) - set(offered):
+        with pytest.raises(DataError, match="not available"):
+            load_images(name, "test")
+    with pytest.raises(DataError, match="glyphs"):
+        load_images("no_such_set", "test")

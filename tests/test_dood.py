@@ -9,13 +9,9 @@ import pyro.poutine as poutine
 import pytest
 import torch
 
-from generative.dood import (
-    DOOD_CONFIGS,
-    AbsorbingBernoulli,
-    DooD,
-    DooDConfig,
-    dood_config,
-)
+from generative.distributions import AbsorbingBernoulli
+from generative.dood import DooD
+from generative.dood_config import DOOD_CONFIGS, DooDConfig, dood_config
 from guides.dood import DooDGuide
 from inference.nvil import EnumeratedObjective, NVILObjective, make_stop_objective
 from tasks.data.glyphs import generate_glyphs, render_glyphs

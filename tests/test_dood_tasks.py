@@ -1,4 +1,4 @@
-"""The DooD/AIR user tasks (tasks/dood.py): training, checkpoints, evaluation, pictures, CLI."""
+"""The DooD/AIR family (tasks/dood/): training, checkpoints, evaluation, pictures, CLI."""
 
 from __future__ import annotations
 
@@ -11,28 +11,20 @@ import pytest
 import torch
 
 import tasks.cli
-import tasks.models
 from generative.air import AirConfig
-from generative.dood import DooDConfig
-from inference.checkpoint import save_checkpoint
+from generative.dood_config import DooDConfig
+from inference.checkpoint import read_checkpoint, save_checkpoint
 from inference.trainer import SVITrainer, TrainConfig
 from tasks.data import DataError
-from tasks.dood import (
-    CHECKPOINT_COMMANDS,
-    MODELS,
-    DooDTrainJob,
-    build_dood,
-    complete_drawings,
-    load_dood_checkpoint,
-    load_dood_images,
-    model_config,
-    nvil_lr_groups,
-    partial_images,
-    run_dood_training,
-    stop_objective,
-    stroke_count_summary,
-    validation_metrics,
-)
+from tasks.dood import FAMILY
+from tasks.dood.commands import SampleOptions
+from tasks.dood.completion import complete_drawings
+from tasks.dood.data import load_dood_images, partial_images
+from tasks.dood.evaluate import stroke_count_summary, validation_metrics
+from tasks.dood.models import DooDOptions, build_dood, model_config, nvil_lr_groups, stop_objective
+from tasks.families import load_trained
+from tasks.options import RunOptions
+from tasks.training import train
 
 SIZE = 16
 DOOD_TINY = dict(
@@ -72,23 +64,28 @@ def _quiet_pyro():
 def trained(tmp_path_factory) -> tuple[Path, dict]:
     """A tiny DooD trained for 3 steps on 16×16 glyphs, with evaluation and pictures."""
     out = tmp_path_factory.mktemp("dood_run")
-    job = DooDTrainJob(
-        model="dood",
+    run = RunOptions(
         config="small",
         dataset="glyphs",
         out=str(out),
+        steps=3,
+        batch_size=8,
+        lr=1e-4,
+        seed=1,
+        validate_every=2,
+        checkpoint_every=2,
+        log_every=1,
+        progress=False,
+    )
+    options = DooDOptions(
         config_overrides=DOOD_TINY,
         num_train=32,
         num_valid=NUM_VALID,
         eval_examples=8,
         iwae_samples=3,
-        progress=False,
-    )
-    config = TrainConfig(
-        steps=3, batch_size=8, lr=1e-4, seed=1, validate_every=2, checkpoint_every=2, log_every=1
     )
     with pyro.validation_enabled(False):
-        result = run_dood_training(job, config)
+        result = train(FAMILY, "dood", run, options)
     return out, result
 
 
@@ -115,37 +112,34 @@ def test_training_writes_checkpoint_eval_and_pictures(trained) -> None:
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
 
 
-def test_checkpoint_round_trip_gives_identical_elbo(trained, monkeypatch) -> None:
+def test_checkpoint_round_trip_gives_identical_elbo(trained) -> None:
     out, result = trained
-    if "tasks.dood" not in tasks.models.FAMILY_MODULES:  # until the lead wires it in
-        monkeypatch.setattr(
-            tasks.models, "FAMILY_MODULES", (*tasks.models.FAMILY_MODULES, "tasks.dood")
-        )
-    model, guide, ckpt = tasks.models.load_trained(out / "checkpoint.pt")
-    assert ckpt["model"] == "dood" and ckpt["model_config"]["height"] == SIZE
+    model, guide, ckpt = load_trained(out / "checkpoint.pt")
+    assert ckpt.model == "dood" and ckpt.model_config["height"] == SIZE
+    # the objective record keeps the shape DooD checkpoints always had (old ones resume)
+    assert ckpt.record.objective == {"stop": "nvil", "beta": 4.0}
+    assert ckpt.payload["objective"] == {"stop": "nvil", "beta": 4.0}
+    assert ckpt.record.config_name == "small" and ckpt.record.dataset == "glyphs"
     valid = load_dood_images("glyphs", "valid", size=SIZE, num_examples=NUM_VALID, seed=1)
     again = validation_metrics(model, guide, valid.images, seed=1)
     assert again["valid_elbo"] == pytest.approx(result["valid_elbo"], rel=1e-6)
     assert again["valid_num_strokes"] == result["valid_num_strokes"]
-    model2, guide2, _ = load_dood_checkpoint(out / "checkpoint.pt")
+    model2, guide2 = FAMILY.model("dood").restore(read_checkpoint(out / "checkpoint.pt"))
     assert validation_metrics(model2, guide2, valid.images, seed=1) == again
 
 
 def test_checkpoint_commands_write_pictures_and_json(trained, tmp_path) -> None:
     out, _ = trained
     ckpt = str(out / "checkpoint.pt")
-    parser = tasks.cli.build_parser()  # generic checkpoint options (+ this family's extras)
-    extras = {"complete": ["--partial-region", "strokes"]} if _wired() else {}
+    json_path = str(tmp_path / "ev.json")
     for command, extra in [
         ("reconstruct", ["--num-examples", "3"]),
         ("sample", ["--num-samples", "4", "--temperature", "1.0", "0.3", "--num-sequences", "2"]),
-        ("complete", ["--num-examples", "2", "--num-samples", "3", *extras.get("complete", [])]),
-        ("evaluate", ["--num-examples", "4", "--iwae-samples", "2", "--json", "ev.json"]),
+        ("complete", ["--num-examples", "2", "--num-samples", "3", "--partial-region", "strokes"]),
+        ("evaluate", ["--num-examples", "4", "--iwae-samples", "2", "--json", json_path]),
     ]:
-        args = parser.parse_args([command, ckpt, "--out", str(tmp_path), "--no-progress", *extra])
-        if command == "evaluate":
-            args.json = str(tmp_path / "ev.json")
-        CHECKPOINT_COMMANDS[command]["dood"](args)
+        argv = [command, ckpt, "--out", str(tmp_path), "--no-progress", *extra]
+        assert tasks.cli.main(argv) == 0, command
     pngs = sorted(p.name for p in tmp_path.glob("*.png"))
     assert pngs == [
         "completion_glyphs_test_T1.png",
@@ -158,14 +152,11 @@ def test_checkpoint_commands_write_pictures_and_json(trained, tmp_path) -> None:
     assert "accuracy" in result["stroke_counts"]
 
 
-def _wired() -> bool:
-    return "tasks.dood" in tasks.cli.CLI_FAMILIES
-
-
-def test_air_checkpoint_commands(tmp_path) -> None:
+def test_air_checkpoint_commands(tmp_path, capsys) -> None:
     torch.manual_seed(0)
     config = AirConfig(**AIR_TINY, difference=True).to_dict()
-    model, guide = MODELS["difference-air"].build(config)
+    spec = FAMILY.model("difference-air")
+    model, guide = spec.build(config)
     path = save_checkpoint(
         {
             "model": "difference-air",
@@ -177,28 +168,61 @@ def test_air_checkpoint_commands(tmp_path) -> None:
         },
         tmp_path / "air.pt",
     )
-    parser = tasks.cli.build_parser()
     for command, extra in [("reconstruct", ["--num-examples", "2"]), ("sample", [])]:
-        args = parser.parse_args([command, str(path), "--num-samples", "3", *extra])
-        CHECKPOINT_COMMANDS[command]["difference-air"](args)
+        extra += ["--num-samples", "3"] if command == "sample" else []  # reconstruct: no samples
+        assert tasks.cli.main([command, str(path), "--no-progress", *extra]) == 0, command
     assert {p.name for p in tmp_path.glob("*.png")} == {
         "reconstruction_glyphs_test.png",
         "samples.png",
         "generation.png",
     }
-    args = parser.parse_args(["sample", str(path), "--temperature", "0.5"])
+    sample = FAMILY.command("sample", spec.name)
     with pytest.raises(ValueError, match="no sampling temperature"):
-        CHECKPOINT_COMMANDS["sample"]["difference-air"](args)
+        sample.run(spec, read_checkpoint(path), SampleOptions(temperature=[0.5]))
+    capsys.readouterr()
+    assert tasks.cli.main(["sample", str(path), "--temperature", "0.5"]) == 1
+    assert "no sampling temperature" in capsys.readouterr().err
     with pytest.raises(ValueError, match="difference=True, expected False"):
-        MODELS["air"].build(config)
+        FAMILY.model("air").build(config)
 
 
-def test_cli_train_evaluate_complete(tmp_path, monkeypatch, capsys) -> None:
-    if not _wired():  # until the lead wires the family into the CLI and the registry
-        monkeypatch.setattr(tasks.cli, "CLI_FAMILIES", (*tasks.cli.CLI_FAMILIES, "tasks.dood"))
-        monkeypatch.setattr(
-            tasks.models, "FAMILY_MODULES", (*tasks.models.FAMILY_MODULES, "tasks.dood")
-        )
+def _refused(argv: list[str]) -> bool:
+    try:
+        return tasks.cli.main(argv) == 1
+    except SystemExit as exc:
+        return exc.code == 2
+
+
+def test_options_a_checkpoint_command_does_not_take_are_refused(tmp_path, capsys) -> None:
+    config = AirConfig(**AIR_TINY, difference=False).to_dict()
+    model, guide = FAMILY.model("air").build(config)
+    path = save_checkpoint(
+        {
+            "model": "air",
+            "model_config": config,
+            "model_state": model.state_dict(),
+            "guide_state": guide.state_dict(),
+            "step": 0,
+            "data": {"dataset": "glyphs"},
+        },
+        tmp_path / "air.pt",
+    )
+    # an option no reconstruct command takes is unknown (exit 2), one of another model's
+    # reconstruct command does not apply (exit 1)
+    assert _refused(["reconstruct", str(path), "--num-samples", "3"])
+    assert _refused(["reconstruct", str(path), "--temperature", "0.5"])
+    capsys.readouterr()
+    assert tasks.cli.main(["sample", str(path), "--no-nearest"]) == 1  # DRAW's option
+    assert "--nearest does not apply to `sample` of 'air'" in capsys.readouterr().err
+    assert tasks.cli.main(["complete", str(path), "--partial-region", "top"]) == 1
+    assert "`complete` is not available for 'air'" in capsys.readouterr().err
+    # sketch-rnn's --temperature takes 0 (greedy); DooD's options class checks τ > 0 itself
+    assert tasks.cli.main(["sample", str(path), "--temperature", "1", "0"]) == 1
+    assert "--temperature: expected a number > 0" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.png"))  # refused before any work
+
+
+def test_cli_train_evaluate_complete(tmp_path, capsys) -> None:
     out = tmp_path / "run"
     code = tasks.cli.main(
         [
@@ -345,3 +369,67 @@ def test_file_datasets_load_at_the_model_size(real_data_dir) -> None:
         load_dood_images("kmnist", "test", size=20, data_dir=real_data_dir)
     with pytest.raises(DataError, match="unknown DooD dataset"):
         load_dood_images("svhn", "test")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train", "dood", "--steps", "0"], "--steps: expected a number > 0"),
+        (["train", "air", "--beta", "-1"], "--beta: expected a number >= 0"),
+        (["train", "dood", "--image-size", "1"], "--image-size: expected an image side >= 2"),
+        (["train", "difference-air", "--nvil-lr", "0"], "--nvil-lr: expected a number > 0"),
+        (["train", "dood", "--stop", "reinforce"], "--stop: expected one of nvil, enum"),
+        (["sample", "x.pt", "--num-sequences", "0"], "--num-sequences: expected a number > 0"),
+        (["complete", "x.pt", "--num-samples", "0"], "--num-samples: expected a number > 0"),
+    ],
+)
+def test_values_are_checked_at_parse_time(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        tasks.cli.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_options_are_checked_in_python_too() -> None:
+    with pytest.raises(ValueError, match="--beta"):
+        DooDOptions(beta=-1.0)
+    with pytest.raises(ValueError, match="--temperature"):
+        SampleOptions(temperature=[1.0, 0.0])
+    assert SampleOptions(temperature=0.5).temperature == [0.5]  # one value from a scalar option
+
+
+def test_train_help_lists_the_family_options(capsys) -> None:
+    with pytest.raises(SystemExit):
+        tasks.cli.main(["train", "dood", "--help"])
+    text = capsys.readouterr().out
+    for flag in ("--stop", "--beta", "--nvil-lr", "--image-size", "--iwae-samples", "--resume"):
+        assert flag in text
+    assert "(default: runs/dood)" in text and "(default: 0.0001)" in text
+    assert text.count("(default: 2000)") == 1
+
+
+def test_resume_continues_and_refuses_other_settings(trained, tmp_path, capsys) -> None:
+    out, _ = trained
+    ckpt = str(out / "checkpoint.pt")
+    common = ["--resume", ckpt, "--num-train", "32", "--num-valid", "4", "--batch-size", "8"]
+    common += ["--eval-examples", "2", "--iwae-samples", "2", "--no-pictures", "--no-progress"]
+    common += ["--out", str(tmp_path / "resumed"), "--seed", "1"]
+    for extra, message in [
+        (["--config", "dood"], "was trained with --config small"),
+        (["--dataset", "mnist"], "was trained on --dataset glyphs"),
+        (["--stop", "enum"], "objective settings"),
+        (["--beta", "1.0"], "objective settings"),
+        (["--image-size", "20"], "holds a 16x16 model"),
+    ]:
+        assert tasks.cli.main(["train", "dood", "--steps", "4", *common, *extra]) == 1, extra
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "resumed" / "checkpoint.pt").exists()  # refused before training
+    # the same settings (given or not) continue the run
+    argv = ["train", "dood", "--steps", "4", "--config", "small", "--stop", "nvil", *common]
+    assert tasks.cli.main(argv) == 0, capsys.readouterr().err
+    saved = json.loads((tmp_path / "resumed" / "eval.json").read_text())
+    assert saved["steps"] == 4 and saved["steps_this_run"] == 1
+    assert saved["model_config"]["height"] == SIZE and saved["config_name"] == "small"
+    assert read_checkpoint(tmp_path / "resumed" / "checkpoint.pt").record.objective == {
+        "stop": "nvil",
+        "beta": 4.0,
+    }

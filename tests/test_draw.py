@@ -7,7 +7,7 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO, TraceMeanField_ELBO
 from pyro.poutine.util import site_is_subsample
 
-from benchmarks.draw_step import plain_draw_loss
+from benchmarks.references.draw import plain_draw_loss
 from generative.draw import DRAW_CONFIGS, DrawConfig, DrawModel, draw_config
 from guides.draw import DrawGuide
 
@@ -130,11 +130,11 @@ def test_memo_is_not_used_after_parameters_change_or_with_new_values():
     trace = poutine.trace(guide.guide).get_trace(x)
     z0 = trace.nodes["z_0"]["value"]
     versions = model.param_versions()
-    assert model.memo.hits(0, z0, versions)
-    assert not model.memo.hits(0, z0.clone(), versions)  # another tensor
+    assert model.memo.hits(0, versions, z0)
+    assert not model.memo.hits(0, versions, z0.clone())  # another tensor
     with torch.no_grad():
         model.canvas0.add_(1.0)  # an optimiser step bumps the version counters
-    assert not model.memo.hits(0, z0, model.param_versions())
+    assert not model.memo.hits(0, model.param_versions(), z0)
 
 
 def test_memo_recorded_without_grad_is_not_used_with_grad():
@@ -143,10 +143,10 @@ def test_memo_recorded_without_grad_is_not_used_with_grad():
     with torch.no_grad():
         trace = poutine.trace(guide.guide).get_trace(x)
     z0 = trace.nodes["z_0"]["value"]
-    assert not model.memo.hits(0, z0, model.param_versions())
+    assert not model.memo.hits(0, model.param_versions(), z0)
     with torch.no_grad():
-        assert model.memo.hits(0, z0, model.param_versions())
-    assert len(model.memo._states) == 1  # without gradients only the latest state is kept
+        assert model.memo.hits(0, model.param_versions(), z0)
+    assert len(model.memo._values) == 1  # without gradients only the latest state is kept
 
 
 @pytest.mark.parametrize("grad", [True, False])

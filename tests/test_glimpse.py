@@ -21,16 +21,9 @@ from generative.glimpse import (
     location_distribution,
 )
 from tasks.data import DataError
-from tasks.data.cluttered import (
-    CLUTTERED_NAMES,
-    CLUTTERED_SPECS,
-    ClutteredBatches,
-    cluttered_mnist,
-    load_cluttered,
-    render_layout,
-    sample_layout,
-    translated_mnist,
-)
+from tasks.data.batches import ClutteredBatches
+from tasks.data.cluttered import cluttered_mnist, render_layout, sample_layout, translated_mnist
+from tasks.data.cluttered_sets import CLUTTERED_NAMES, CLUTTERED_SPECS, load_cluttered
 from tasks.data.mnist import mnist_split_arrays
 
 # ============================================================================ glimpse sensor

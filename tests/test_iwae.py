@@ -19,7 +19,8 @@ from inference.iwae import (
     iwae_bound,
     pareto_k,
 )
-from tasks.evaluate import evaluate_log_likelihood, format_summary, write_json
+from tasks.evaluate import evaluate_log_likelihood, format_summary
+from tasks.results import write_json
 
 # --- linear-Gaussian model: z ~ N(0, I_d), x | z ~ N(W z + b, s^2 I_D) --------------------------
 D_Z, D_X = 2, 3

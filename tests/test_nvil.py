@@ -12,7 +12,9 @@ import pytest
 import torch
 from pyro.infer import TraceGraph_ELBO
 
-from generative.dood import AbsorbingBernoulli, DooD, DooDConfig
+from generative.distributions import AbsorbingBernoulli
+from generative.dood import DooD
+from generative.dood_config import DooDConfig
 from guides.dood import DooDGuide
 from inference.nvil import (
     EnumeratedObjective,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
+from dataclasses import FrozenInstanceError, replace
 
 import pyro
 import pyro.poutine as poutine
@@ -11,7 +11,7 @@ import pytest
 import torch
 from pyro.infer import Trace_ELBO
 
-from benchmarks.ram_step import plain_ram_loss
+from benchmarks.references.ram import plain_ram_loss
 from generative.classifiers import (
     ConvClassifier,
     ConvConfig,
@@ -26,11 +26,11 @@ from generative.ram import (
     RAM_CONFIGS,
     DRAMConfig,
     RAMConfig,
-    RAMGuide,
     dram_config,
     ram_config,
 )
 from guides.empty import EmptyGuide
+from guides.ram import RAMGuide
 from inference.reinforce import (
     RAMObjective,
     baseline_loss,
@@ -38,8 +38,15 @@ from inference.reinforce import (
     site_baselines,
     site_log_probs,
 )
-from inference.trainer import TrainConfig
-from tasks import ram as ram_task
+from tasks.cli import build_parser, main
+from tasks.families import find_model, load_trained
+from tasks.options import RunOptions
+from tasks.ram import FAMILY
+from tasks.ram.data import classification_batches, load_classification_split
+from tasks.ram.evaluate import evaluate_classifier
+from tasks.ram.models import RAMOptions, classifier_config, default_config_name
+from tasks.ram.pictures import retina_composite, write_attention_figure
+from tasks.training import train
 
 
 def _batch(config, batch: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,9 +232,7 @@ def test_small_ram_learns_mnist_subset(real_data_dir) -> None:
     torch.manual_seed(0)
     pyro.set_rng_seed(0)
     ram = RAM(ram_config("small"))
-    batches = ram_task.classification_batches(
-        "mnist", 50, num_train=2000, data_dir=str(real_data_dir)
-    )
+    batches = classification_batches("mnist", 50, num_train=2000, data_dir=str(real_data_dir))
     optim = torch.optim.Adam(ram.parameters(), lr=3e-3)
     objective = RAMObjective("hybrid")
     with pyro.validation_enabled(False):
@@ -236,10 +241,10 @@ def test_small_ram_learns_mnist_subset(real_data_dir) -> None:
             loss, _ = objective(ram, None, batches.batch(step), step)
             loss.backward()
             optim.step()
-    valid = ram_task.load_classification_split(
+    valid = load_classification_split(
         "mnist", "valid", num_examples=500, data_dir=str(real_data_dir)
     )
-    result = ram_task.evaluate_classifier(ram, valid.images, valid.labels, deterministic=True)
+    result = evaluate_classifier(ram, valid.images, valid.labels, deterministic=True)
     assert result["error"] < 0.7  # chance is 0.9
 
 
@@ -283,21 +288,21 @@ def test_dram_reads_with_draw_filterbanks() -> None:
 def test_evaluate_classifier_and_mc_average() -> None:
     ram = RAM(ram_config("small"))
     images, labels = _batch(ram.config, batch=20)
-    det = ram_task.evaluate_classifier(ram, images, labels, deterministic=True, batch_size=7)
+    det = evaluate_classifier(ram, images, labels, deterministic=True, batch_size=7)
     expected = (ram.logits(images, deterministic=True).argmax(-1) != labels).float().mean()
     assert det["error"] == pytest.approx(expected.item())
     assert det["num_examples"] == 20 and det["deterministic"]
-    mc = ram_task.evaluate_classifier(ram, images, labels, mc_samples=4)
+    mc = evaluate_classifier(ram, images, labels, mc_samples=4)
     assert mc["mc_samples"] == 4 and 0 <= mc["error"] <= 1
     fc = FCClassifier(FCConfig(hidden=8))
-    assert ram_task.evaluate_classifier(fc, images, labels, mc_samples=4)["mc_samples"] == 1
+    assert evaluate_classifier(fc, images, labels, mc_samples=4)["mc_samples"] == 1
     with pytest.raises(ValueError, match="mc_samples"):
-        ram_task.evaluate_classifier(ram, images, labels, mc_samples=0)
+        evaluate_classifier(ram, images, labels, mc_samples=0)
 
 
 def test_retina_composite_centres_each_scale() -> None:
     glimpses = torch.stack([torch.full((1, 4, 4), float(k + 1)) for k in range(3)])
-    out = ram_task.retina_composite(glimpses)
+    out = retina_composite(glimpses)
     assert out.shape == (1, 16, 16)
     assert torch.all(out[:, 6:10, 6:10] == 1)  # the finest scale in the centre
     assert torch.all(out[:, 4:12, 4:6] == 2) and torch.all(out[:, :, :4] == 3)
@@ -306,75 +311,180 @@ def test_retina_composite_centres_each_scale() -> None:
 def test_glimpse_path_figure(tmp_path) -> None:
     ram = RAM(ram_config("small", scales=2))
     images, labels = _batch(ram.config, batch=3)
-    path = ram_task.write_attention_figure(ram, images, labels, tmp_path / "paths")
+    path = write_attention_figure(ram, images, labels, tmp_path / "paths")
     assert path.suffix == ".png" and path.stat().st_size > 1000
     dram = DRAM(dram_config("small"))
-    path = ram_task.write_attention_figure(dram, images, labels, tmp_path / "dram.png")
+    path = write_attention_figure(dram, images, labels, tmp_path / "dram.png")
     assert path.stat().st_size > 1000
 
 
 def test_run_classification_end_to_end(tmp_path, real_data_dir) -> None:
-    job = ram_task.ClassifierJob(
-        model="ram",
+    run = RunOptions(
         config="small",
         dataset="mnist",
         out=str(tmp_path / "run"),
-        num_train=300,
-        num_valid=50,
-        eval_examples=60,
-        mc_samples=2,
+        steps=4,
+        batch_size=20,
+        validate_every=2,
+        checkpoint_every=4,
+        log_every=2,
         data_dir=str(real_data_dir),
         progress=False,
     )
-    cfg = TrainConfig(steps=4, batch_size=20, validate_every=2, checkpoint_every=4, log_every=2)
-    result = ram_task.run_classification(job, cfg)
+    options = RAMOptions(num_train=300, num_valid=50, eval_examples=60, mc_samples=2)
+    result = train(FAMILY, "ram", run, options)
     assert result["steps"] == 4 and result["test"]["num_examples"] == 60
     assert {"error", "error_mean_path", "error_mc"} <= set(result["test"])
     assert (tmp_path / "run" / "eval.json").is_file()
     assert (tmp_path / "run" / "glimpses.png").is_file()
     ckpt = tmp_path / "run" / "checkpoint.pt"
-    model, _, data = ram_task.load_classifier(ckpt)
-    assert isinstance(model, RAM) and data["model"] == "ram"
-    args = SimpleNamespace(
-        checkpoint=str(ckpt),
-        out=None,
-        dataset=None,
-        split="test",
-        num_examples=30,
-        seed=0,
-        batch_size=50,
-        data_dir=str(real_data_dir),
-        download=False,
-        device="cpu",
-        json=str(tmp_path / "e.json"),
-        location_samples=2,
-        num_sequences=2,
-    )
-    ram_task.CHECKPOINT_COMMANDS["evaluate"]["ram"](args)
+    model, _, data = load_trained(ckpt)
+    assert isinstance(model, RAM) and data.model == "ram"
+    common = ["--data-dir", str(real_data_dir), "--seed", "0"]
+    args = ["--num-examples", "30", "--batch-size", "50", "--json", str(tmp_path / "e.json")]
+    assert main(["evaluate", str(ckpt), "--location-samples", "2", *args, *common]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["test"]["num_examples"] == 30
-    ram_task.CHECKPOINT_COMMANDS["sample"]["ram"](args)
+    assert main(["sample", str(ckpt), "--num-sequences", "2", *common]) == 0
     assert (tmp_path / "run" / "glimpses_mnist_test.png").is_file()
     # resuming continues from the stored step with the stored configuration
-    job.resume, job.pictures = str(ckpt), False
-    cfg.steps = 6
-    assert ram_task.run_classification(job, cfg)["steps"] == 6
+    resumed = replace(run, steps=6, resume=str(ckpt), pictures=False)
+    assert train(FAMILY, "ram", resumed, options)["steps"] == 6
 
 
 def test_register_train_parsers() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers(dest="model")
-    ram_task.register_train(sub)
+    parser = build_parser()
     args = parser.parse_args(
-        ["ram", "--objective", "tracegraph", "--dataset", "mnist_cluttered_60"]
+        ["train", "ram", "--objective", "tracegraph", "--dataset", "mnist_cluttered_60"]
     )
-    assert args.objective == "tracegraph" and args.config is None and callable(args.handler)
-    args = parser.parse_args(["convnet", "--config", "conv_86"])
+    assert args.objective == "tracegraph" and args.config is None
+    assert find_model(args.model)[0] is FAMILY
+    args = parser.parse_args(["train", "convnet", "--config", "conv_86"])
     assert args.dataset == "mnist_translated_60"
-    assert ram_task.default_config_name("ram", "mnist_cluttered_100") == "cluttered_100"
-    assert ram_task.default_config_name("convnet", "mnist_cluttered_100") == "conv_86"
-    config = ram_task.classifier_config("ram", "small", (1, 60, 60), location_std=0.2)
+    assert default_config_name("ram", "mnist_cluttered_100") == "cluttered_100"
+    assert default_config_name("convnet", "mnist_cluttered_100") == "conv_86"
+    config = classifier_config("ram", "small", (1, 60, 60), location_std=0.2)
     assert config["height"] == 60 and config["location_std"] == 0.2
     with pytest.raises(ValueError, match="unknown fc config"):
-        ram_task.classifier_config("fc", "fc_1000", (1, 28, 28))
+        classifier_config("fc", "fc_1000", (1, 28, 28))
+
+
+# ----------------------------------------------------------------------------- the family
+def test_named_configs_are_typed_with_the_paper_values() -> None:
+    from generative.classifiers import CLASSIFIER_CONFIGS
+    from generative.ram import DRAM_CONFIGS
+
+    assert all(isinstance(c, RAMConfig) for c in RAM_CONFIGS.values())
+    assert all(isinstance(c, DRAMConfig) for c in DRAM_CONFIGS.values())
+    assert all(isinstance(c, FCConfig) for c in CLASSIFIER_CONFIGS["fc"].values())
+    assert all(isinstance(c, ConvConfig) for c in CLASSIFIER_CONFIGS["convnet"].values())
+    assert RAM_CONFIGS["cluttered_100"] == RAMConfig(
+        height=100, width=100, glimpse_size=12, scales=4, num_glimpses=8
+    )
+    assert DRAM_CONFIGS["cluttered_100_4"] == DRAMConfig(num_glimpses=4)
+    fitted = classifier_config("convnet", "conv_86", (1, 100, 100))
+    assert fitted == ConvConfig(height=100, width=100, hidden=86).to_dict()
+    assert classifier_config("fc", "fc_64", (1, 60, 60))["hidden"] == 64
+    with pytest.raises(FrozenInstanceError):  # the tables cannot be changed by accident
+        RAM_CONFIGS["small"].num_glimpses = 9
+
+
+@pytest.mark.parametrize(
+    "model, option, value, message",
+    [
+        ("ram", "--steps", "0", "expected a number > 0"),
+        ("ram", "--num-valid", "0", "expected a number > 0"),
+        ("ram", "--eval-examples", "-1", "expected a number > 0"),
+        ("ram", "--mc-samples", "0", "expected a number > 0"),
+        ("ram", "--reinforce-weight", "-1", "expected a number >= 0"),
+        ("ram", "--location-std", "0", "expected a number > 0"),
+        ("ram", "--objective", "reinforce", "expected one of hybrid, tracegraph"),
+        ("ram", "--dataset", "glyphs", "invalid choice"),
+        ("dram", "--lr-decay", "0", "expected a number > 0"),
+        ("fc", "--objective", "hybrid", "unrecognized arguments"),  # RAM's only
+        ("convnet", "--mc-samples", "3", "unrecognized arguments"),
+        ("fc", "--config", "conv_256", "invalid choice"),
+    ],
+)
+def test_bad_train_values_are_refused_at_parse_time(model, option, value, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["train", model, option, value])
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_options_are_checked_in_python_too() -> None:
+    with pytest.raises(ValueError, match="--mc-samples"):
+        RAMOptions(mc_samples=0)
+
+
+def _fake_checkpoint(tmp_path, model: str) -> str:
+    from inference.checkpoint import save_checkpoint
+
+    config = classifier_config(model, default_config_name(model, "mnist"), (1, 28, 28))
+    payload = {"model": model, "model_config": config, "model_state": {}, "guide_state": {}}
+    path = tmp_path / f"{model}.pt"
+    save_checkpoint({**payload, "step": 0, "data": {"dataset": "mnist"}}, path)
+    return str(path)
+
+
+def test_checkpoint_options_of_other_models_are_refused(tmp_path, capsys) -> None:
+    fc = _fake_checkpoint(tmp_path, "fc")
+    assert main(["evaluate", fc, "--location-samples", "3"]) == 1
+    assert "--location-samples does not apply to `evaluate` of 'fc'" in capsys.readouterr().err
+    assert main(["sample", fc]) == 1
+    assert "`sample` is not available for 'fc'" in capsys.readouterr().err
+    ram = _fake_checkpoint(tmp_path, "ram")
+    assert main(["evaluate", ram, "--iwae-samples", "3"]) == 1
+    assert "--iwae-samples does not apply to `evaluate` of 'ram'" in capsys.readouterr().err
+    assert main(["sample", ram, "--num-samples", "3"]) == 1
+    assert "--num-samples does not apply to `sample` of 'ram'" in capsys.readouterr().err
+
+
+def _small_run(tmp_path, real_data_dir, model: str, *extra: str) -> list[str]:
+    args = ["train", model, "--config", "small", "--out", str(tmp_path / model), "--steps", "2"]
+    args += ["--batch-size", "10", "--num-train", "100", "--num-valid", "20"]
+    args += ["--eval-examples", "20", "--no-progress", "--no-pictures", "--threads", "1"]
+    return [*args, "--data-dir", str(real_data_dir), *extra]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, real_data_dir, capsys) -> None:
+    first = _small_run(tmp_path, real_data_dir, "ram", "--mc-samples", "2")
+    assert main(first) == 0
+    printed = capsys.readouterr().out
+    assert "ram (small) on mnist: error" in printed and "2-path average" in printed
+    ckpt = str(tmp_path / "ram" / "checkpoint.pt")
+    resume = [*first, "--steps", "3", "--resume", ckpt]
+    for extra, message in [
+        (["--config", "mnist_28"], "was trained with --config small"),
+        (["--dataset", "mnist_translated_60"], "was trained on --dataset mnist"),
+        (["--objective", "tracegraph"], "objective settings"),
+        (["--reinforce-weight", "0.5"], "objective settings"),
+        (["--location-std", "0.3"], "--location-std"),
+    ]:
+        assert main([*resume, *extra]) == 1
+        assert message in capsys.readouterr().err, extra
+    assert main(resume) == 0
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+
+
+@pytest.mark.parametrize("model", ["ram", "fc"])
+def test_checkpoints_written_before_the_run_record_resume(tmp_path, real_data_dir, model) -> None:
+    """Older checkpoints stored the objective as a string and ``reinforce_weight`` beside it
+    (every classifier); resuming one with the default options continues it."""
+    from inference.checkpoint import load_checkpoint, save_checkpoint
+
+    first = _small_run(tmp_path, real_data_dir, model)
+    assert main(first) == 0
+    ckpt = tmp_path / model / "checkpoint.pt"
+    data = load_checkpoint(ckpt)
+    assert data["objective"] == (
+        {"mode": "hybrid", "reinforce_weight": 1.0}
+        if model == "ram"
+        else {"mode": "elbo (−log p(y|x))"}
+    )
+    data["objective"] = data["objective"]["mode"]
+    data["reinforce_weight"] = 1.0
+    for key in ("format", "format_version"):
+        data.pop(key)
+    save_checkpoint(data, ckpt)
+    assert main([*first, "--steps", "3", "--resume", str(ckpt)]) == 0
+    assert torch.load(ckpt, weights_only=True)["step"] == 3

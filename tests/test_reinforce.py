@@ -9,11 +9,10 @@ import pytest
 import torch
 from pyro.distributions.util import scale_and_mask
 
+from generative.distributions import ScoreNormal, ScoreUniform
 from inference.reinforce import (
     DetachedPrior,
     RAMObjective,
-    ScoreNormal,
-    ScoreUniform,
     action_sites,
     baseline_loss,
     classification_reward,

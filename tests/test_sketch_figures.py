@@ -1,5 +1,5 @@
-"""Tests for tasks.sketch_figures: SVG polylines and pen-up gaps, bounds, colours, PNG/SVG grids,
-paper figures and input validation."""
+"""Tests for tasks.sketch_rnn.svg and tasks.sketch_rnn.figures: SVG polylines and pen-up gaps,
+bounds, colours, PNG/SVG grids, paper figures and input validation."""
 
 from __future__ import annotations
 
@@ -13,20 +13,22 @@ from matplotlib import colormaps
 from matplotlib.colors import to_hex
 from matplotlib.image import imread
 
-from tasks.sketch_figures import (
+from tasks.sketch_rnn.figures import (
     bilinear_colors,
-    check_stroke3,
     save_four_way_interpolation,
     save_interpolation_figure,
     save_sketch_grid,
     save_sketch_png,
-    save_sketch_svg,
     save_temperature_figure,
+    wrap,
+)
+from tasks.sketch_rnn.svg import (
+    check_stroke3,
+    save_sketch_svg,
     sketch_bounds,
     sketch_lines,
     sketch_to_svg,
     styled_lines,
-    wrap,
 )
 
 SVG_NS = {"svg": "http://www.w3.org/2000/svg"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pyro
@@ -12,21 +13,19 @@ from pyro import poutine
 from pyro.infer import Trace_ELBO
 from pyro.poutine.util import site_is_subsample
 
-from generative.sketch_rnn import (
+from generative.cells import HyperLSTMCell, LSTMDecoderCell
+from generative.sketch_rnn import SketchRNN, stroke5_lengths
+from generative.sketch_rnn_config import (
     CELLS,
     SKETCH_RNN_CONFIGS,
-    HyperLSTMCell,
-    LSTMDecoderCell,
-    SketchRNN,
     SketchRNNConfig,
     sketch_rnn_config,
-    stroke5_lengths,
 )
 from generative.strokes import END_TOKEN
 from guides.sketch_rnn import SketchRNNGuide
 from inference.annealing import AnnealedKLObjective
 from inference.iwae import importance_log_weights
-from tasks.data.strokes import pad_batch, to_stroke3
+from tasks.data.stroke_formats import pad_batch, to_stroke3
 
 N_MAX = 12
 TINY = SketchRNNConfig(
@@ -426,7 +425,8 @@ def test_a_tiny_model_overfits_a_few_sketches():
 
 
 def test_build_round_trip_through_the_task_builder():
-    from tasks.sketch_rnn import MODELS, build_sketch_rnn
+    from tasks.sketch_rnn import FAMILY
+    from tasks.sketch_rnn.models import build_sketch_rnn
 
     config = sketch_rnn_config("small", max_length=N_MAX, scale_factor=12.5).to_dict()
     model, guide = build_sketch_rnn(config)
@@ -442,57 +442,153 @@ def test_build_round_trip_through_the_task_builder():
     torch.manual_seed(0)
     b = importance_log_weights(model2.model, guide2.guide, x5, lengths, num_particles=2)
     torch.testing.assert_close(a, b)
-    assert "small" in MODELS["sketch-rnn"].configs
-    assert "small_decoder" in MODELS["sketch-rnn-decoder"].configs
+    assert "small" in FAMILY.model("sketch-rnn").configs
+    assert "small_decoder" in FAMILY.model("sketch-rnn-decoder").configs
+    with pytest.raises(ValueError, match="expected a decoder-only sketch-rnn config"):
+        FAMILY.model("sketch-rnn-decoder").build(config)
     with pytest.raises(ValueError, match="unknown sketch-rnn config fields"):
         build_sketch_rnn({**config, "oops": 1})
 
 
-def test_training_task_end_to_end_and_evaluate_command(tmp_path):
-    import argparse
-    import json
+def _tiny_run(tmp_path, **run):
+    from tasks.options import RunOptions
+    from tasks.sketch_rnn.models import SketchRNNOptions
 
-    from inference.trainer import TrainConfig
-    from tasks.sketch_rnn import SketchTrainJob, load_sketch_rnn, run_sketch_training
-    from tasks.sketch_rnn import _evaluate_handler as evaluate
-
-    pyro.enable_validation(False)
-    job = SketchTrainJob(
-        config="small",
-        dataset=["quickdraw"],
+    run_options = RunOptions(
+        **{
+            "config": "small",
+            "dataset": ["quickdraw"],
+            "out": str(tmp_path / "run"),
+            "steps": 4,
+            "batch_size": 5,
+            "validate_every": 2,
+            "checkpoint_every": 2,
+            "log_every": 1,
+            "pictures": False,
+            "progress": False,
+            **run,
+        }
+    )
+    options = SketchRNNOptions(
         classes=["cat"],
         config_overrides={"enc_hidden": 8, "dec_hidden": 16, "z_dim": 4, "num_mixtures": 2},
-        out=str(tmp_path / "run"),
         valid_examples=5,
         eval_examples=5,
         iwae_samples=3,
-        pictures=False,
-        progress=False,
     )
-    config = TrainConfig(steps=4, batch_size=5, validate_every=2, checkpoint_every=2, log_every=1)
-    result = run_sketch_training(job, config)
+    return run_options, options
+
+
+def test_training_task_end_to_end_and_evaluate_command(tmp_path, capsys):
+    import json
+
+    from tasks.cli import main
+    from tasks.families import load_trained
+    from tasks.sketch_rnn import FAMILY
+    from tasks.training import train
+
+    pyro.enable_validation(False)
+    run, options = _tiny_run(tmp_path)
+    result = train(FAMILY, "sketch-rnn", run, options)
     assert result["step"] == 4 and result["num_examples"] == 5 and result["iwae_samples"] == 3
     assert math.isfinite(result["L_R"]) and math.isfinite(result["log_likelihood_nats_per_sketch"])
+    assert math.isfinite(result["best_valid_loss"]) and result["train_seconds"] > 0
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert saved["L_KL"] == pytest.approx(result["L_KL"])
     assert (tmp_path / "run" / "best.pt").is_file()
-    model, _, ckpt = load_sketch_rnn(tmp_path / "run" / "checkpoint.pt")
-    assert model.config.scale_factor == ckpt["data"]["info"]["train"]["scale_factor"]
-    assert model.config.max_length == max(i["length_max"] for i in ckpt["data"]["info"].values())
-    args = argparse.Namespace(
-        checkpoint=str(tmp_path / "run" / "checkpoint.pt"),
-        dataset=None,
-        split="valid",
-        num_examples=None,
-        iwae_samples=2,
-        batch_size=10,
-        seed=0,
-        json=str(tmp_path / "eval_valid.json"),
-        data_dir=None,
-        download=False,
-        device="cpu",
-        no_progress=True,
+    model, _, ckpt = load_trained(tmp_path / "run" / "checkpoint.pt")
+    data = ckpt.record.data
+    assert model.config.scale_factor == data["info"]["train"]["scale_factor"]
+    assert model.config.max_length == max(i["length_max"] for i in data["info"].values())
+    assert data["dataset"] == "quickdraw" and data["classes"] == ["cat"] and data["augment"]
+    assert ckpt.record.objective == options.objective().config()
+    code = main(
+        [
+            "evaluate",
+            str(tmp_path / "run" / "checkpoint.pt"),
+            "--split",
+            "valid",
+            "--iwae-samples",
+            "2",
+            "--batch-size",
+            "10",
+            "--json",
+            str(tmp_path / "eval_valid.json"),
+            "--no-progress",
+        ]
     )
-    evaluate(args)
+    assert code == 0
     valid = json.loads((tmp_path / "eval_valid.json").read_text())
     assert valid["split"] == "valid" and valid["num_examples"] == 5 and valid["step"] == 4
+
+    # resume: to 6 steps with the same settings; a different --config or KL setting is refused
+    run6, options = _tiny_run(tmp_path, steps=6, resume=str(tmp_path / "run" / "checkpoint.pt"))
+    assert train(FAMILY, "sketch-rnn", run6, options)["step"] == 6
+    resume = ["--resume", str(tmp_path / "run" / "checkpoint.pt"), "--steps", "8"]
+    with pytest.raises(ValueError, match="--config small"):
+        run8, options = _tiny_run(tmp_path, steps=8, resume=resume[1], config="paper")
+        train(FAMILY, "sketch-rnn", replace(run8, given=frozenset({"config"})), options)
+    with pytest.raises(ValueError, match="objective settings"):
+        run8, options = _tiny_run(tmp_path, steps=8, resume=resume[1])
+        train(FAMILY, "sketch-rnn", run8, replace(options, w_kl=0.5))
+    capsys.readouterr()
+    code = main(["train", "sketch-rnn", *resume, "--config", "reference", "--no-progress"])
+    assert code == 1 and "drop --config to continue it" in capsys.readouterr().err
+
+
+def test_old_checkpoint_record_resumes(tmp_path):
+    """A checkpoint written before the run record (``augment`` top-level) reads into the record
+    the plan writes now, so resuming it is not refused."""
+    from inference.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
+    from tasks.sketch_rnn import FAMILY
+    from tasks.training import train
+
+    pyro.enable_validation(False)
+    run, options = _tiny_run(tmp_path, steps=2)
+    train(FAMILY, "sketch-rnn", run, options)
+    payload = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    payload["augment"] = payload["data"].pop("augment")  # the layout of the old checkpoints
+    old = save_checkpoint(payload, tmp_path / "old.pt")
+    assert read_checkpoint(old).record.data["augment"] is True
+    run3, options = _tiny_run(tmp_path, steps=3, resume=str(old))
+    assert train(FAMILY, "sketch-rnn", run3, options)["step"] == 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--steps", "0"],
+        ["--batch-size", "0"],
+        ["--lr", "0"],
+        ["--max-length", "0"],
+        ["--valid-examples", "0"],
+        ["--eval-examples", "0"],
+        ["--iwae-samples", "-1"],
+        ["--w-kl", "-1"],
+        ["--eta-min", "1.5"],
+        ["--kl-decay", "0"],
+        ["--kl-decay", "1.1"],
+        ["--lr-decay", "0"],
+        ["--dataset", "mnist"],
+        ["--config", "small_decoder"],
+    ],
+)
+def test_train_rejects_bad_values_at_parse_time(argv, capsys):
+    from tasks.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sketch-rnn", *argv])
+    assert exc.value.code == 2 and "error: argument" in capsys.readouterr().err
+
+
+def test_decoder_train_parser_has_no_kl_options(capsys):
+    from tasks.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "sketch-rnn-decoder", "--w-kl", "0.5"])
+    assert exc.value.code == 2 and "unrecognized arguments: --w-kl" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "sketch-rnn-decoder", "--help"])
+    text = capsys.readouterr().out
+    assert "--no-augment" in text and "--lr-decay" in text and "--kl-min" not in text
+    assert "(default: small_decoder)" in text and "(default: runs/sketch-rnn-decoder)" in text

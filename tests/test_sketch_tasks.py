@@ -1,9 +1,9 @@
-"""Tests for tasks.sketch_tasks with a tiny randomly initialised sketch-rnn: slerp, reconstruction
-at several τ, interpolation, analogies, completion, unconditional samples, pictures, CLI."""
+"""Tests for sketch-rnn's creative tasks (tasks.sketch_rnn) with a tiny randomly initialised
+sketch-rnn: slerp, reconstruction at several τ, interpolation, analogies, completion,
+unconditional samples, pictures, CLI."""
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -12,25 +12,25 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from generative.sketch_rnn import SketchRNN, SketchRNNConfig
+from generative.sketch_rnn import SketchRNN
+from generative.sketch_rnn_config import SketchRNNConfig
 from guides.sketch_rnn import SketchRNNGuide
-from tasks.data.strokes import StrokeData, pad_batch, to_stroke3
-from tasks.sketch_figures import check_stroke3
-from tasks.sketch_tasks import (
-    CHECKPOINT_COMMANDS,
-    EXTRA_ARGUMENTS,
-    analogy,
+from inference.checkpoint import read_checkpoint, save_checkpoint
+from tasks.cli import main
+from tasks.data.stroke_formats import pad_batch, to_stroke3
+from tasks.data.strokes import StrokeData
+from tasks.sketch_rnn import FAMILY
+from tasks.sketch_rnn.commands import CompleteOptions
+from tasks.sketch_rnn.completion import (
     complete,
-    encode,
     incomplete_sketch,
-    interpolate,
-    interpolate_grid,
     prefix_posterior,
-    reconstruct,
-    slerp,
     unconditional_samples,
-    write_sketch_pictures,
 )
+from tasks.sketch_rnn.latent import analogy, interpolate, interpolate_grid, reconstruct, slerp
+from tasks.sketch_rnn.pictures import write_sketch_pictures
+from tasks.sketch_rnn.sampling import encode
+from tasks.sketch_rnn.svg import check_stroke3
 
 N_MAX = 16
 SCALE = 7.5
@@ -319,31 +319,8 @@ def test_write_sketch_pictures(tmp_path: Path, pair, decoder_only) -> None:
 # ----------------------------------------------------------------------------- CLI
 
 
-def _parser(command: str) -> argparse.ArgumentParser:
-    """The generic checkpoint-command options of the lead's CLI (tasks/cli_common interface)."""
-    p = argparse.ArgumentParser()
-    p.add_argument("checkpoint")
-    p.add_argument("--out", default=None)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-samples", type=int, default=None)
-    p.add_argument("--temperature", type=float, nargs="+", default=None)
-    p.add_argument("--split", default="test")
-    p.add_argument("--dataset", default=None)
-    p.add_argument("--num-examples", type=int, default=None)
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--download", action="store_true")
-    p.add_argument("--device", default="cpu")
-    if command in EXTRA_ARGUMENTS:
-        EXTRA_ARGUMENTS[command](p)
-    return p
-
-
-def test_cli_handlers(tmp_path: Path, monkeypatch, pair, decoder_only) -> None:
-    import tasks.models
-    from inference.checkpoint import save_checkpoint
-
+def _save_pair(tmp_path: Path, pair, decoder_only) -> None:
     model, guide = pair
-    data = _data()
     for name, net, g in [("cond.pt", model, guide), ("dec.pt", decoder_only, None)]:
         payload = {
             "model": "sketch-rnn" if net.config.conditional else "sketch-rnn-decoder",
@@ -354,18 +331,24 @@ def test_cli_handlers(tmp_path: Path, monkeypatch, pair, decoder_only) -> None:
             "data": {"dataset": "synthetic", "classes": None},
         }
         save_checkpoint(payload, tmp_path / name)
-    if "tasks.sketch_rnn" not in tasks.models.FAMILY_MODULES:  # until the lead wires it in
-        monkeypatch.setattr(
-            tasks.models, "FAMILY_MODULES", (*tasks.models.FAMILY_MODULES, "tasks.sketch_rnn")
-        )
 
+
+def _fake_strokes(monkeypatch, data: StrokeData) -> None:
     def fake_strokes(name, split, **kwargs):
         assert name == "synthetic" and split == "test"
         assert kwargs["max_length"] == N_MAX and kwargs["scale_factor"] == SCALE
         return data
 
-    monkeypatch.setattr("tasks.sketch_tasks.load_strokes", fake_strokes)
-    assert set(CHECKPOINT_COMMANDS) == {"reconstruct", "interpolate", "complete", "sample"}
+    monkeypatch.setattr("tasks.sketch_rnn.data.load_strokes", fake_strokes)
+
+
+def test_cli_handlers(tmp_path: Path, monkeypatch, pair, decoder_only) -> None:
+    data = _data()
+    _save_pair(tmp_path, pair, decoder_only)
+    _fake_strokes(monkeypatch, data)
+    assert set(FAMILY.commands) == {"evaluate", "reconstruct", "interpolate", "complete", "sample"}
+    for command in ("reconstruct", "interpolate"):
+        assert FAMILY.command(command, "sketch-rnn-decoder") is None
     runs = [
         ("reconstruct", "cond.pt", ["--temperature", "0", "1", "--num-examples", "2"]),
         (
@@ -403,18 +386,65 @@ def test_cli_handlers(tmp_path: Path, monkeypatch, pair, decoder_only) -> None:
         ("sample", "dec.pt", ["--num-samples", "3", "--temperature", "0.5"]),
     ]
     for command, ckpt, extra in runs:
-        name = "sketch-rnn" if ckpt == "cond.pt" else "sketch-rnn-decoder"
         out = tmp_path / command / ckpt
-        args = _parser(command).parse_args([str(tmp_path / ckpt), "--out", str(out), *extra])
-        CHECKPOINT_COMMANDS[command][name](args)
+        assert main([command, str(tmp_path / ckpt), "--out", str(out), *extra]) == 0, command
         assert sorted(p.suffix for p in out.iterdir()) in (
             [".png", ".svg"],
             [".png", ".png", ".png", ".png", ".svg", ".svg", ".svg", ".svg"],
             [".png"] * 5 + [".svg"] * 5,
         ), (command, sorted(out.iterdir()))
     assert (tmp_path / "interpolate" / "cond.pt" / "analogy_tau0.1.png").exists()
-    bad = _parser("complete").parse_args(
-        [str(tmp_path / "cond.pt"), "--sketch-indices", "99", "--out", str(tmp_path)]
-    )
+    checkpoint = read_checkpoint(tmp_path / "cond.pt")
+    spec = FAMILY.model("sketch-rnn")
+    bad = CompleteOptions(sketch_indices=[99], out=str(tmp_path))
     with pytest.raises(ValueError, match="--sketch-indices: 99 is out of range"):
-        CHECKPOINT_COMMANDS["complete"]["sketch-rnn"](bad)
+        FAMILY.command("complete", "sketch-rnn").run(spec, checkpoint, bad)
+
+
+def test_cli_refuses_what_does_not_apply(tmp_path: Path, monkeypatch, pair, decoder_only, capsys):
+    _save_pair(tmp_path, pair, decoder_only)
+    _fake_strokes(monkeypatch, _data())
+    cond, dec = str(tmp_path / "cond.pt"), str(tmp_path / "dec.pt")
+    refused = [
+        (["reconstruct", dec], "`reconstruct` is not available for 'sketch-rnn-decoder'"),
+        (["interpolate", dec], "`interpolate` is not available for 'sketch-rnn-decoder'"),
+        (["sample", dec, "--num-sequences", "2"], "--num-sequences does not apply to `sample`"),
+        (["sample", cond, "--no-nearest"], "--nearest does not apply to `sample`"),
+        (["evaluate", cond, "--chunk-size", "4"], "--chunk-size does not apply to `evaluate`"),
+        (["complete", dec, "--partial-region", "top"], "--partial-region does not apply"),
+        (["complete", cond, "--sketch-indices", "99"], "--sketch-indices: 99 is out of range"),
+    ]
+    for argv, message in refused:
+        assert main([*argv, "--out", str(tmp_path / "o")]) == 1, argv
+        assert message in capsys.readouterr().err, argv
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["interpolate", "--interp-steps", "1"],
+        ["interpolate", "--interp-grid-size", "1"],
+        ["interpolate", "--analogy-indices", "0", "1"],
+        ["interpolate", "--analogy-indices", "0", "1", "-2"],
+        ["reconstruct", "--temperature", "-0.5"],
+        ["reconstruct", "--temperature", "nan"],
+        ["reconstruct", "--num-examples", "0"],
+        ["complete", "--prefix-points", "0"],
+        ["complete", "--completion-z", "mean"],
+        ["sample", "--num-samples", "0"],
+        ["reconstruct", "--split", "dev"],
+    ],
+)
+def test_cli_rejects_bad_values_at_parse_time(argv, tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:  # before the checkpoint is even read
+        main([argv[0], str(tmp_path / "missing.pt"), *argv[1:]])
+    assert exc.value.code == 2
+    assert "error: argument" in capsys.readouterr().err
+
+
+def test_options_check_values_in_python() -> None:
+    with pytest.raises(ValueError, match="--num-samples"):
+        CompleteOptions(num_samples=0)
+    with pytest.raises(ValueError, match="--completion-z"):
+        CompleteOptions(completion_z="mean")

@@ -28,24 +28,22 @@ from generative.strokes import (
 )
 from tasks.data import DataError
 from tasks.data import strokes as strokes_mod
+from tasks.data.batches import StrokeBatches
 from tasks.data.glyphs import MAX_STROKES
 from tasks.data.paths import FileSpec, file_sha256
-from tasks.data.strokes import (
-    StrokeBatches,
+from tasks.data.stroke_formats import (
     augment,
     inputs_and_targets,
     lines_to_stroke3,
-    load_strokes,
     pad_batch,
     rdp,
-    scale_factor_of,
     simplify_strokes,
     stroke3_to_lines,
     to_stroke3,
     to_stroke5,
-    training_scale_factor,
     validate_sequence,
 )
+from tasks.data.strokes import load_strokes, scale_factor_of, training_scale_factor
 
 OMNIGLOT_SPLITS = {"train": 30_000, "valid": 1_000, "test": 1_000}  # shared data README
 

@@ -6,7 +6,8 @@ import torch
 from generative.draw import DrawConfig, DrawModel
 from guides.draw import DrawGuide
 from inference.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from inference.trainer import ImageBatches, NonFiniteLossError, SVITrainer, TrainConfig
+from inference.trainer import NonFiniteLossError, SVITrainer, TrainConfig
+from tasks.data.batches import ImageBatches
 
 TINY = DrawConfig(
     height=10,
@@ -96,12 +97,12 @@ def test_run_resumes_when_asked_and_reports_this_runs_steps(tmp_path, capsys):
 
 
 def test_checkpoint_round_trip_rebuilds_the_model(tmp_path):
-    from tasks.models import load_trained
+    from tasks.families import load_trained
 
     trainer = _trainer(tmp_path, steps=2, checkpoint_every=2)
     trainer.fit()
     model, guide, data = load_trained(tmp_path / "checkpoint.pt")
-    assert data["step"] == 2 and data["model_config"] == TINY.to_dict()
+    assert data.step == 2 and data.model_config == TINY.to_dict()
     for k, v in trainer.model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
     for k, v in trainer.guide.state_dict().items():

@@ -1,4 +1,5 @@
-"""Translated and cluttered translated MNIST of RAM (Mnih et al. 2014, sec. 4.1; DRAW sec. 4.1).
+"""The generator of translated and cluttered translated MNIST (RAM, Mnih et al. 2014, sec. 4.1;
+DRAW sec. 4.1).
 
 Recipe. A ``28 × 28`` MNIST digit is placed on a black ``canvas × canvas`` image at a uniformly
 random integer top-left position with the whole digit inside. Cluttered variants then add
@@ -9,74 +10,33 @@ combined by the pixel-wise **maximum**, so values stay in ``[0, 1]`` and the dig
 never dimmed or saturated by overlaps (DeepMind's ``mnist-cluttered`` generator adds and clips at
 1 instead; RAM's paper does not say). Position tensors are top-left ``(row, column)``, 0-based.
 
-Named sets (``CLUTTERED_SPECS``): ``mnist_translated_60`` (60×60, no clutter, Table 1b),
-``mnist_cluttered_60`` (60×60, 4 pieces, Table 2a) and ``mnist_cluttered_100`` (100×100,
-8 pieces, Table 2b; also DRAW's Table 1), all with 8×8 clutter. Sources are the MNIST splits of
-:mod:`tasks.data.mnist` (train = official train[:50000], valid = train[50000:], test = t10k).
-
-* :func:`load_cluttered` — fixed sets: the canvas made from digit ``i`` of a split is a fixed
-  function of ``(name, split, i)``; ``seed`` only selects the subset when ``num_examples`` is
-  smaller than the split, so every run evaluates on the same images.
-* :class:`ClutteredBatches` — on-the-fly training batches (as in the paper), a deterministic
-  function of ``(seed, step)`` like :class:`inference.trainer.ImageBatches`.
-
-Memory: float32 canvases take ``N · canvas² · 4`` bytes — 144 MB for 10,000 images at 60×60 and
-400 MB at 100×100.
+The named sets and their fixed evaluation splits are in :mod:`tasks.data.cluttered_sets`;
+on-the-fly training batches come from :class:`tasks.data.batches.ClutteredBatches`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from . import DataError, ImageData, check_split, derive_seed
-from .mnist import mnist_split_arrays, subset_indices
-from .paths import DataDir
+from .core import DataError
 
 __all__ = [
-    "CLUTTERED_NAMES",
-    "CLUTTERED_SPECS",
-    "DEFAULT_NUM_EXAMPLES",
-    "ClutterSpec",
-    "ClutteredBatches",
+    "DigitArray",
     "Layout",
+    "check_digits",
     "cluttered_mnist",
-    "load_cluttered",
+    "gather_digits",
     "render_layout",
     "sample_layout",
     "translated_mnist",
 ]
 
 DigitArray = np.ndarray | Tensor  # (N, h, w) uint8 in 0..255 or float in [0, 1]
-DEFAULT_NUM_EXAMPLES = 10_000  # per split (all of valid/test; a seeded subset of train)
 _CHUNK = 2048
-_SPLIT_RULES = {
-    "train": "official train[:50000]",
-    "valid": "official train[50000:]",
-    "test": "official t10k",
-}
-
-
-@dataclass(frozen=True)
-class ClutterSpec:
-    """Canvas side, number and side of the clutter pieces of a named set."""
-
-    canvas: int
-    num_clutter: int
-    clutter_size: int = 8
-    source: str = ""  # where the paper uses it
-
-
-CLUTTERED_SPECS: dict[str, ClutterSpec] = {
-    "mnist_translated_60": ClutterSpec(60, 0, 8, "RAM Table 1b"),
-    "mnist_cluttered_60": ClutterSpec(60, 4, 8, "RAM Table 2a"),
-    "mnist_cluttered_100": ClutterSpec(100, 8, 8, "RAM Table 2b, DRAW Table 1"),
-}
-CLUTTERED_NAMES: tuple[str, ...] = tuple(CLUTTERED_SPECS)
 
 
 class Layout(NamedTuple):
@@ -93,7 +53,9 @@ class Layout(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_digits(digits: DigitArray, what: str) -> None:
+def check_digits(digits: DigitArray, what: str) -> None:
+    """Raise :class:`DataError` unless ``digits`` is an ``(N, h, w)`` uint8 array/tensor or
+    floats in ``[0, 1]``; ``what`` names it in the message."""
     if not isinstance(digits, np.ndarray | Tensor) or digits.ndim != 3:
         raise DataError(
             f"{what}: expected an (N, height, width) array or tensor, found "
@@ -116,7 +78,7 @@ def _check_digits(digits: DigitArray, what: str) -> None:
         )
 
 
-def _gather(source: DigitArray, *index: Tensor) -> Tensor:
+def gather_digits(source: DigitArray, *index: Tensor) -> Tensor:
     """``source[index]`` as float32 in ``[0, 1]`` (uint8 is divided by 255)."""
     if isinstance(source, np.ndarray):
         out = torch.from_numpy(np.ascontiguousarray(source[tuple(i.numpy() for i in index)]))
@@ -236,7 +198,7 @@ def render_layout(
 
     Returns float32 ``(N, canvas, canvas)`` in ``[0, 1]``; pieces are combined by maximum.
     """
-    _check_digits(digits, "digits")
+    check_digits(digits, "digits")
     n, h, w = digits.shape
     if layout.positions.shape != (n, 2):
         raise DataError(
@@ -248,7 +210,7 @@ def render_layout(
     if k:
         if clutter_source is None:
             raise DataError(f"layout has {k} clutter pieces per canvas but no clutter_source")
-        _check_digits(clutter_source, "clutter_source")
+        check_digits(clutter_source, "clutter_source")
         m, sh, sw = clutter_source.shape
         _check_range("clutter sources", layout.clutter_sources, m - 1)
         _check_range("clutter crops", layout.clutter_crops, min(sh, sw) - clutter_size)
@@ -258,11 +220,15 @@ def render_layout(
     for start in range(0, n, _CHUNK):
         rows = slice(start, start + _CHUNK)
         part, sub = images[rows], layout.select(rows)  # `part` is a view
-        _paste_max(part, _gather(digits, torch.arange(start, start + len(part))), sub.positions)
+        _paste_max(
+            part, gather_digits(digits, torch.arange(start, start + len(part))), sub.positions
+        )
         for j in range(k):
             crop_r = (sub.clutter_crops[:, j, 0, None] + offsets)[:, :, None]
             crop_c = (sub.clutter_crops[:, j, 1, None] + offsets)[:, None, :]
-            pieces = _gather(clutter_source, sub.clutter_sources[:, j, None, None], crop_r, crop_c)
+            pieces = gather_digits(
+                clutter_source, sub.clutter_sources[:, j, None, None], crop_r, crop_c
+            )
             _paste_max(part, pieces, sub.clutter_positions[:, j])
     return images
 
@@ -272,7 +238,7 @@ def translated_mnist(
 ) -> Tensor:
     """RAM's translated MNIST: each digit at a uniformly random place fully inside a black
     ``canvas × canvas`` image; ``(N, h, w)`` uint8/float → float32 ``(N, canvas, canvas)``."""
-    _check_digits(digits, "digits")
+    check_digits(digits, "digits")
     layout = sample_layout(
         digits.shape[0], canvas=canvas, digit_shape=tuple(digits.shape[1:]), generator=generator
     )
@@ -296,8 +262,8 @@ def cluttered_mnist(
     pass their indices as ``exclude`` so no canvas gets clutter from its own digit. Returns float32
     ``(N, canvas, canvas)`` in ``[0, 1]``.
     """
-    _check_digits(digits, "digits")
-    _check_digits(clutter_source, "clutter_source")
+    check_digits(digits, "digits")
+    check_digits(clutter_source, "clutter_source")
     layout = sample_layout(
         digits.shape[0],
         canvas=canvas,
@@ -312,197 +278,3 @@ def cluttered_mnist(
     return render_layout(
         digits, layout, canvas=canvas, clutter_source=clutter_source, clutter_size=clutter_size
     )
-
-
-def _spec(name: str) -> ClutterSpec:
-    if name not in CLUTTERED_SPECS:
-        raise DataError(f"unknown cluttered dataset {name!r}; expected one of {CLUTTERED_NAMES}")
-    return CLUTTERED_SPECS[name]
-
-
-def _recipe(spec: ClutterSpec) -> dict:
-    return {
-        "canvas": spec.canvas,
-        "digit_size": 28,
-        "num_clutter": spec.num_clutter,
-        "clutter_size": spec.clutter_size,
-        "placement": "uniform integer top-left, digit fully inside the canvas",
-        "clutter": "uniform crop of a uniform other digit of the same split, pasted fully inside",
-        "combine": "pixel-wise maximum",
-        "paper": spec.source,
-    }
-
-
-# ----------------------------------------------------------------------------- training batches
-class ClutteredBatches:
-    """On-the-fly (cluttered) translated MNIST mini-batches, a deterministic function of the step.
-
-    Every epoch visits each source digit at most once (the ragged tail is dropped), in a
-    permutation seeded by ``(seed, epoch)``; the layout of step ``s`` is drawn from a generator
-    seeded by ``(seed, s)``, so a resumed run sees exactly the batches of an uninterrupted one.
-    Clutter comes from the other digits of the same pool. ``batch(step)`` returns
-    ``(images (B, 1, canvas, canvas) float32, labels (B,) int64)``.
-    """
-
-    def __init__(
-        self,
-        digits: DigitArray,
-        labels: np.ndarray | Tensor,
-        batch_size: int,
-        *,
-        canvas: int,
-        num_clutter: int,
-        clutter_size: int = 8,
-        seed: int = 0,
-    ):
-        _check_digits(digits, "digits")
-        if isinstance(labels, np.ndarray):
-            labels = torch.from_numpy(labels.astype(np.int64))
-        labels = labels.to(torch.int64)
-        if labels.shape != (digits.shape[0],):
-            raise DataError(
-                f"labels: expected shape ({digits.shape[0]},), found {tuple(labels.shape)}"
-            )
-        if not 1 <= batch_size <= digits.shape[0]:
-            raise DataError(
-                f"batch size: expected 1..{digits.shape[0]} (the number of digits), "
-                f"found {batch_size}"
-            )
-        self.digits, self.labels, self.batch_size, self.seed = digits, labels, batch_size, seed
-        self.canvas, self.num_clutter, self.clutter_size = canvas, num_clutter, clutter_size
-        self.batches_per_epoch = digits.shape[0] // batch_size  # the ragged tail is dropped
-        self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
-        # Fail now rather than at the first batch if the configuration is impossible.
-        self._layout(torch.zeros(1, dtype=torch.int64), torch.Generator().manual_seed(0))
-
-    @classmethod
-    def from_name(
-        cls,
-        name: str,
-        batch_size: int,
-        *,
-        split: str = "train",
-        data_dir: DataDir = None,
-        download: bool = False,
-        seed: int = 0,
-    ) -> ClutteredBatches:
-        """Batches of the named set (one of ``CLUTTERED_NAMES``) from an MNIST split."""
-        spec = _spec(name)
-        check_split(name, split)
-        digits, labels, _ = mnist_split_arrays(split, data_dir, download)
-        return cls(
-            digits,
-            labels,
-            batch_size,
-            canvas=spec.canvas,
-            num_clutter=spec.num_clutter,
-            clutter_size=spec.clutter_size,
-            seed=seed,
-        )
-
-    def _layout(self, index: Tensor, generator: torch.Generator | None) -> Layout:
-        return sample_layout(
-            len(index),
-            canvas=self.canvas,
-            digit_shape=tuple(self.digits.shape[1:]),
-            num_clutter=self.num_clutter,
-            clutter_size=self.clutter_size,
-            num_sources=self.digits.shape[0],
-            source_shape=tuple(self.digits.shape[1:]),
-            exclude=index,
-            generator=generator,
-        )
-
-    def _permutation(self, epoch: int) -> Tensor:
-        if epoch != self._perm_epoch:
-            gen = torch.Generator().manual_seed(derive_seed("cluttered_batches", self.seed, epoch))
-            self._perm = torch.randperm(self.digits.shape[0], generator=gen)
-            self._perm_epoch = epoch
-        return self._perm
-
-    def epoch(self, step: int) -> float:
-        return step / self.batches_per_epoch
-
-    def indices(self, step: int) -> Tensor:
-        """Source-digit indices of the batch of ``step``."""
-        epoch, i = divmod(step, self.batches_per_epoch)
-        return self._permutation(epoch)[i * self.batch_size : (i + 1) * self.batch_size]
-
-    def batch(self, step: int) -> tuple[Tensor, Tensor]:
-        index = self.indices(step)
-        gen = torch.Generator().manual_seed(
-            derive_seed("cluttered_batches", self.seed, "step", step)
-        )
-        layout = self._layout(index, gen)
-        images = render_layout(
-            _gather(self.digits, index),
-            layout,
-            canvas=self.canvas,
-            clutter_source=self.digits,
-            clutter_size=self.clutter_size,
-        )
-        return images.unsqueeze(1), self.labels[index]
-
-
-# ----------------------------------------------------------------------------- fixed sets
-def load_cluttered(
-    name: str,
-    split: str,
-    *,
-    data_dir: DataDir = None,
-    download: bool = False,
-    num_examples: int | None = None,
-    seed: int = 0,
-) -> ImageData:
-    """The fixed ``split`` of named set ``name`` (one of ``CLUTTERED_NAMES``), one canvas per
-    source digit; ``binarization="none"`` and ``labels`` are the digits' classes.
-
-    ``num_examples`` (default ``DEFAULT_NUM_EXAMPLES``, capped at the split size: all of
-    valid/test) selects a sorted seeded subset of the split's digits. ``extras``: ``index`` (N,)
-    position of each digit in the split, and the :class:`Layout` fields ``positions``,
-    ``clutter_sources`` (indices into the split), ``clutter_crops`` and ``clutter_positions``.
-    """
-    spec = _spec(name)
-    check_split(name, split)
-    if num_examples is not None and num_examples < 1:
-        raise DataError(f"dataset {name!r}: num_examples must be >= 1, found {num_examples}")
-    digits, labels, files = mnist_split_arrays(split, data_dir, download)
-    total = digits.shape[0]
-    n = min(DEFAULT_NUM_EXAMPLES, total) if num_examples is None else num_examples
-    index = subset_indices(total, n, seed, f"{name}/{split}")
-    index = torch.arange(total) if index is None else index
-    gen_seed = derive_seed("cluttered", name, split)
-    layout = sample_layout(
-        total,
-        canvas=spec.canvas,
-        num_clutter=spec.num_clutter,
-        clutter_size=spec.clutter_size,
-        num_sources=total,
-        exclude=torch.arange(total),
-        generator=torch.Generator().manual_seed(gen_seed),
-    ).select(index)
-    images = render_layout(
-        digits[index.numpy()],
-        layout,
-        canvas=spec.canvas,
-        clutter_source=digits,
-        clutter_size=spec.clutter_size,
-    )
-    info = {
-        "dataset": name,
-        "split": split,
-        "files": files,
-        "source": f"MNIST {_SPLIT_RULES[split]}",
-        "recipe": _recipe(spec),
-        "generation_seed": gen_seed,
-        "generation_note": "canvas of digit i fixed by (name, split, i); independent of seed",
-        "total_in_split": total,
-        "num_examples": len(index),
-        "subset": "all" if len(index) == total else f"seeded random subset (seed={seed}), sorted",
-        "seed": seed,
-        "size": spec.canvas,
-        "binarization_note": "grey values in [0, 1], used directly",
-    }
-    extras = {"index": index, **layout._asdict()}
-    labels_t = torch.from_numpy(labels[index.numpy()].astype(np.int64))
-    return ImageData(name, split, images.unsqueeze(1), labels_t, "none", info, extras)

@@ -35,9 +35,11 @@ from torch import Tensor
 
 from generative.bezier import bezier_points, compose_canvas, render_strokes
 
-from . import ImageData, check_split, derive_seed, split_binarization
+from .core import ImageData, ImageDataset, check_split, derive_seed, split_binarization
+from .paths import DataDir
 
 __all__ = [
+    "DATASETS",
     "DEFAULT_NUM_EXAMPLES",
     "DEFAULT_SIZE",
     "MAX_STROKES",
@@ -184,6 +186,24 @@ def load_glyphs(
     bin_seed = derive_seed("glyphs", seed, split, "binarize")
     images, binarization = split_binarization(images, split, bin_seed, info)
     return ImageData("glyphs", split, images, None, binarization, info, extras=truth)
+
+
+def _load_registered(
+    split: str,
+    *,
+    data_dir: DataDir = None,
+    download: bool = False,
+    num_examples: int | None = None,
+    size: int | None = None,
+    seed: int = 0,
+) -> ImageData:
+    """:func:`load_glyphs` with the registry's signature (no files: ``data_dir`` and
+    ``download`` are ignored)."""
+    del data_dir, download
+    return load_glyphs(split, num_examples=num_examples, size=size, seed=seed)
+
+
+DATASETS: tuple[ImageDataset, ...] = (ImageDataset("glyphs", _load_registered),)
 
 
 def glyph_strokes(data: ImageData, num_points: int = 16) -> list[list[np.ndarray]]:

@@ -44,11 +44,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import IMAGES50_NAMES, DataError, ImageData, check_split
+from .core import DataError, ImageData, ImageDataset, check_split
 from .mnist import _cache_key, mnist_split_arrays, resize_images, subset_indices
 from .paths import DataDir, FileSpec, file_sha256, locate
 
 __all__ = [
+    "DATASETS",
     "DEFAULT_SIZE",
     "IMAGES50_NAMES",
     "OMNIGLOT_FILES",
@@ -61,6 +62,7 @@ __all__ = [
 ]
 
 DEFAULT_SIZE = 50
+IMAGES50_NAMES: tuple[str, ...] = ("mnist50", "omniglot50", "quickdraw50", "emnist50", "kmnist50")
 
 # Not available: name -> (what the paper uses, canonical source).
 UNAVAILABLE: dict[str, tuple[str, str]] = {
@@ -339,6 +341,17 @@ _LOADERS = {
 }
 
 
+def _unavailable_message(name: str) -> str:
+    what, canonical = UNAVAILABLE[name]
+    return (
+        f"dataset {name!r}: the paper's {what} is not available in this project — no usable "
+        f"copy of its image files could be obtained for the shared data (see the shared "
+        f"data README, 'Searched for and NOT found'), and no loader for its files exists "
+        f"yet. Canonical source: {canonical}. Available DooD datasets: "
+        f"{', '.join(_LOADERS)}."
+    )
+
+
 def load_images50(
     name: str,
     split: str,
@@ -357,14 +370,7 @@ def load_images50(
     corrupt or malformed files.
     """
     if name in UNAVAILABLE:
-        what, canonical = UNAVAILABLE[name]
-        raise DataError(
-            f"dataset {name!r}: the paper's {what} is not available in this project — no usable "
-            f"copy of its image files could be obtained for the shared data (see the shared "
-            f"data README, 'Searched for and NOT found'), and no loader for its files exists "
-            f"yet. Canonical source: {canonical}. Available DooD datasets: "
-            f"{', '.join(_LOADERS)}."
-        )
+        raise DataError(_unavailable_message(name))
     if name not in _LOADERS:
         raise DataError(f"unknown DooD dataset {name!r}; expected one of {IMAGES50_NAMES}")
     check_split(name, split)
@@ -374,3 +380,14 @@ def load_images50(
     if side < 1:
         raise DataError(f"dataset {name!r}: size must be >= 1, found {side}")
     return _LOADERS[name](split, data_dir, download, num_examples, side, seed)
+
+
+DATASETS: tuple[ImageDataset, ...] = tuple(
+    ImageDataset(
+        name,
+        functools.partial(load_images50, name),
+        available=name not in UNAVAILABLE,
+        why_unavailable=_unavailable_message(name) if name in UNAVAILABLE else "",
+    )
+    for name in IMAGES50_NAMES
+)

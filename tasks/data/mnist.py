@@ -25,12 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import DataError, ImageData, check_split, derive_seed
+from .core import DataError, ImageData, ImageDataset, check_split, derive_seed
 from .paths import DataDir, FileSpec, file_sha256, find, locate
 
 __all__ = [
     "BINARIZED_AMAT",
     "BINARIZED_NPZ",
+    "DATASETS",
     "IDX_IMAGES_MAGIC",
     "IDX_LABELS_MAGIC",
     "MNIST_FILES",
@@ -340,6 +341,39 @@ def _binarized_pixels(
     return pixels, {"path": str(amat), "sha256": file_sha256(amat)}
 
 
+def _binarized_fallback(
+    split: str, data_dir: DataDir, num_examples: int | None, seed: int
+) -> ImageData:
+    """``binarized_mnist`` without its files: grey MNIST, with the fallback noted and logged."""
+    amat, npz = BINARIZED_AMAT[split], BINARIZED_NPZ
+    note = (
+        f"fixed binarisation unavailable ({amat.subdir}/{amat.filename} and "
+        f"{npz.subdir}/{npz.filename} not found; official URL {amat.url}, or pass "
+        "download=True); fell back to MNIST with "
+        + ("dynamic binarisation" if split == "train" else "a seeded binarisation")
+    )
+    try:
+        data = load_mnist(
+            split,
+            data_dir=data_dir,
+            download=False,
+            num_examples=num_examples,
+            size=28,
+            seed=seed,
+        )
+    except DataError as exc:
+        raise DataError(f"binarized_mnist/{split}: {note}, but MNIST failed too:\n{exc}") from exc
+    logger.warning("binarized_mnist/%s: %s", split, note)
+    info = dict(
+        data.info,
+        dataset="binarized_mnist",
+        binarization_note=note + ". " + data.info["binarization_note"],
+    )
+    return ImageData(
+        "binarized_mnist", split, data.images, None, data.binarization, info, extras=data.extras
+    )
+
+
 def load_binarized_mnist(
     split: str,
     *,
@@ -362,35 +396,7 @@ def load_binarized_mnist(
         )
     found = _binarized_pixels(split, data_dir, download)
     if found is None:
-        amat, npz = BINARIZED_AMAT[split], BINARIZED_NPZ
-        note = (
-            f"fixed binarisation unavailable ({amat.subdir}/{amat.filename} and "
-            f"{npz.subdir}/{npz.filename} not found; official URL {amat.url}, or pass "
-            "download=True); fell back to MNIST with "
-            + ("dynamic binarisation" if split == "train" else "a seeded binarisation")
-        )
-        try:
-            data = load_mnist(
-                split,
-                data_dir=data_dir,
-                download=False,
-                num_examples=num_examples,
-                size=28,
-                seed=seed,
-            )
-        except DataError as exc:
-            raise DataError(
-                f"binarized_mnist/{split}: {note}, but MNIST failed too:\n{exc}"
-            ) from exc
-        logger.warning("binarized_mnist/%s: %s", split, note)
-        info = dict(
-            data.info,
-            dataset="binarized_mnist",
-            binarization_note=note + ". " + data.info["binarization_note"],
-        )
-        return ImageData(
-            "binarized_mnist", split, data.images, None, data.binarization, info, extras=data.extras
-        )
+        return _binarized_fallback(split, data_dir, num_examples, seed)
     pixels, file_info = found
     if pixels.shape[0] != _BINARIZED_SIZES[split]:
         raise DataError(
@@ -421,3 +427,9 @@ def load_binarized_mnist(
         info,
         extras={"index": _index_tensor(index, int(pixels.shape[0]))},
     )
+
+
+DATASETS: tuple[ImageDataset, ...] = (
+    ImageDataset("mnist", load_mnist),
+    ImageDataset("binarized_mnist", load_binarized_mnist),
+)

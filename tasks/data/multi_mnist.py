@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import DataError, ImageData, check_split, derive_seed, split_binarization
+from .core import DataError, ImageData, ImageDataset, check_split, derive_seed, split_binarization
 from .mnist import mnist_split_arrays
 from .paths import DataDir
 
-__all__ = ["DEFAULT_CANVAS", "DEFAULT_NUM_EXAMPLES", "load_two_digit_mnist"]
+__all__ = ["DATASETS", "DEFAULT_CANVAS", "DEFAULT_NUM_EXAMPLES", "load_two_digit_mnist"]
 
 DEFAULT_CANVAS = 60
 DIGIT = 28
@@ -92,3 +92,6 @@ def load_two_digit_mnist(
         "source_indices": source,
     }
     return ImageData("two_digit_mnist", split, images, None, binarization, info, extras)
+
+
+DATASETS: tuple[ImageDataset, ...] = (ImageDataset("two_digit_mnist", load_two_digit_mnist),)

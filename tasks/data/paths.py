@@ -21,10 +21,11 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from .core import DataError
+
 __all__ = [
     "DATA_DIR_ENV",
     "DataDir",
-    "DataError",
     "FileSpec",
     "data_dir_candidates",
     "file_sha256",
@@ -37,10 +38,6 @@ DATA_DIR_ENV = "PYRO_DRAW_DATA_DIR"
 _HASH_CHUNK = 1 << 20
 
 DataDir = str | os.PathLike[str] | None
-
-
-class DataError(Exception):
-    """A dataset could not be loaded: unknown name/split, missing, corrupt or malformed file."""
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,21 @@
-"""Sampling task: samples, generation sequences with write windows, nearest training images."""
+"""DRAW's pictures: generation sequences with write windows, samples, nearest training images."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from generative.attention import AttentionParams
+from inference.checkpoint import Checkpoint
+from tasks.data import load_images
+from tasks.family import ModelSpec
 from tasks.figures import save_generation_sequences, save_image_grid, save_samples_with_nearest
+from tasks.options import CheckpointOptions, option, positive
+
+__all__ = ["SampleOptions", "sample_command", "write_boxes", "write_pictures"]
 
 
 def write_boxes(windows: Tensor, write_size: int) -> tuple[Tensor, Tensor]:
@@ -19,7 +26,7 @@ def write_boxes(windows: Tensor, write_size: int) -> tuple[Tensor, Tensor]:
 
 
 def write_pictures(
-    model,
+    model: nn.Module,
     out_dir: str | Path,
     *,
     reference: Tensor | None = None,
@@ -55,3 +62,38 @@ def write_pictures(
     if reference is not None:
         paths.append(save_samples_with_nearest(samples[:25], reference, out_dir / "nearest.png"))
     return paths
+
+
+@dataclass
+class SampleOptions(CheckpointOptions):
+    """Options of ``pyro-draw sample`` for DRAW checkpoints."""
+
+    num_samples: int = option(50, "samples in the sample grid", check=positive)
+    num_sequences: int = option(8, "generation sequences drawn step by step", check=positive)
+    nearest: bool = option(
+        True, "skip the nearest-training-image figure (it needs the training data)"
+    )
+
+
+def sample_command(spec: ModelSpec, checkpoint: Checkpoint, options: SampleOptions) -> None:
+    """``pyro-draw sample CHECKPOINT``: the pictures of :func:`write_pictures`."""
+    model, _ = spec.restore(checkpoint, options.device)
+    reference = None
+    if options.nearest:
+        data = load_images(
+            checkpoint.record.dataset,
+            "train",
+            data_dir=options.data_dir,
+            download=options.download,
+        )
+        reference = data.images
+    out = Path(options.out) if options.out else checkpoint.path.parent
+    for path in write_pictures(
+        model,
+        out,
+        reference=reference,
+        num_samples=options.num_samples,
+        num_sequences=options.num_sequences,
+        seed=options.seed,
+    ):
+        print(f"wrote {path}")
