@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -55,6 +53,7 @@ from tasks.dood.models import BASE_LR, build_dood, model_config, nvil_lr_groups
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import interleaved_medians, prepare, write_result  # noqa: E402
 from benchmarks.references.dood import (  # noqa: E402
     PlainNVILStatistics,
     dense_render_strokes,
@@ -80,27 +79,6 @@ def dense_renderer():
 
 
 # ----------------------------------------------------------------------------- measurements
-def _interleaved(
-    sides: dict[str, Callable[[], float]], reps: dict[str, int], warmup: int
-) -> tuple[dict[str, float], dict[str, float]]:
-    """Median wall seconds per call of each side (as returned by the side) and median CPU
-    seconds of the process (all threads) per call, alternating sides so that machine noise hits
-    all alike. On a shared machine the CPU time is the steadier number with one thread."""
-    wall: dict[str, list[float]] = {k: [] for k in sides}
-    cpu: dict[str, list[float]] = {k: [] for k in sides}
-    for i in range(warmup + max(reps.values())):
-        for name, fn in sides.items():
-            if i < warmup + reps[name]:
-                c0 = time.process_time()
-                t = fn()
-                c = time.process_time() - c0
-                if i >= warmup:
-                    wall[name].append(t)
-                    cpu[name].append(c)
-    median = statistics.median
-    return {k: median(v) for k, v in wall.items()}, {k: median(v) for k, v in cpu.items()}
-
-
 def agreement(model: DooD, guide: DooDGuide, objective: NVILObjective, x: Tensor) -> dict:
     """Loss and gradients of both sides from the same seed and the same NVIL statistics."""
     params = [*model.parameters(), *guide.parameters()]
@@ -143,10 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-dense", action="store_true", help="skip the dense-renderer steps")
     parser.add_argument("--json", default=None, help="also write the result here")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pyro.enable_validation(False)
-    torch.manual_seed(0)
+    prepare(args.threads)
     config = model_config("dood", args.config, stop="nvil")
     model, guide = build_dood(config)
     c = model.config
@@ -164,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
         return time.perf_counter() - start
 
     check = agreement(model, guide, objective, x)
-    fb, fb_cpu = _interleaved(
+    fb, fb_cpu = interleaved_medians(
         {
             "pyro": lambda: forward_backward(lambda: objective(model, guide, (x,), 0)[0]),
             "plain": lambda: forward_backward(
@@ -205,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict:
             sides["dense_renderer"] = lambda: step(True)
             reps["dense_renderer"] = args.dense_reps
         with pyro.validation_enabled(False):
-            steps, steps_cpu = _interleaved(sides, reps, args.warmup)
+            steps, steps_cpu = interleaved_medians(sides, reps, args.warmup)
 
     ratio = fb["pyro"] / fb["plain"]
     speedup = OFFICIAL_SECONDS_PER_STEP / steps["ours"]
@@ -270,9 +245,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not (check["grad_rel_diff"] < 1e-4 and math.isfinite(check["loss_pyro"])):
         print("AGREEMENT CHECK FAILED")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+        write_result(args.json, result)
     return result
 
 

@@ -13,14 +13,10 @@ the ratio Pyro / plain.
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
-import pyro
 import torch
 from pyro.infer import TraceMeanField_ELBO
 
@@ -29,22 +25,21 @@ from guides.draw import DrawGuide
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import (  # noqa: E402
+    interleaved_medians,
+    prepare,
+    step_parser,
+    timed_step,
+    write_result,
+)
 from benchmarks.references.draw import plain_draw_loss  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="mnist")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per side")
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None)
+    parser = step_parser(__doc__.splitlines()[0], config="mnist", steps=20, warmup=3)
     parser.add_argument("--json", default=None, help="also write the result here")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pyro.enable_validation(False)
-    torch.manual_seed(0)
+    prepare(args.threads)
     model = DrawModel(draw_config(args.config))
     guide = DrawGuide(model)
     params = list(model.parameters()) + list(guide.parameters())
@@ -53,26 +48,12 @@ def main(argv: list[str] | None = None) -> dict:
     x = (torch.rand(args.batch_size, c.channels, c.height, c.width) < 0.15).float()
     elbo = TraceMeanField_ELBO()
 
-    def step(loss_fn) -> float:
-        start = time.perf_counter()
-        optim.zero_grad(set_to_none=True)
-        loss = loss_fn()
-        (loss / args.batch_size).backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
-        optim.step()
-        return time.perf_counter() - start
-
-    sides = {
-        "pyro": lambda: elbo.differentiable_loss(model.model, guide.guide, x),
-        "plain": lambda: plain_draw_loss(model, guide, x),
+    losses = {
+        "pyro": lambda: elbo.differentiable_loss(model.model, guide.guide, x) / args.batch_size,
+        "plain": lambda: plain_draw_loss(model, guide, x) / args.batch_size,
     }
-    times: dict[str, list[float]] = {k: [] for k in sides}
-    for i in range(args.warmup + args.steps):
-        for name, fn in sides.items():
-            t = step(fn)
-            if i >= args.warmup:
-                times[name].append(t)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    sides = {k: partial(timed_step, fn, params, optim, 10.0) for k, fn in losses.items()}
+    med, _ = interleaved_medians(sides, {k: args.steps for k in sides}, args.warmup)
     result = {
         "config": args.config,
         "batch_size": args.batch_size,
@@ -88,8 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
         f" ratio pyro/plain = {result['ratio_pyro_over_plain']:.3f} (target <= 1.10)"
     )
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+        write_result(args.json, result)
     return result
 
 

@@ -18,12 +18,10 @@ recorded).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import statistics
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 import pyro
@@ -35,18 +33,14 @@ from inference.reinforce import RAMObjective
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import interleaved_medians, prepare, step_parser, timed_step  # noqa: E402
 from benchmarks.references.ram import plain_ram_loss  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parents[1] / "examples/results/benchmark_ram_step.json"
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="mnist_28")
-    parser.add_argument("--batch-size", type=int, default=100)
-    parser.add_argument("--steps", type=int, default=100, help="timed steps per side")
-    parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=None)
+    parser = step_parser(__doc__.splitlines()[0], config="mnist_28", steps=100, warmup=10)
     parser.add_argument(
         "--json",
         nargs="?",
@@ -55,10 +49,7 @@ def main(argv: list[str] | None = None) -> dict:
         help=f"also write the result here (no value: {DEFAULT_JSON})",
     )
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pyro.enable_validation(False)
-    torch.manual_seed(0)
+    prepare(args.threads)
     ram = RAM(ram_config(args.config))
     guide = RAMGuide(ram)
     params = list(ram.parameters())
@@ -69,28 +60,13 @@ def main(argv: list[str] | None = None) -> dict:
     labels = torch.randint(0, c.num_classes, (args.batch_size,))
     objective = RAMObjective("hybrid")
 
-    def step(loss_fn) -> tuple[float, float]:
-        start, cpu = time.perf_counter(), time.process_time()
-        optim.zero_grad(set_to_none=True)
-        loss, _ = loss_fn()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
-        optim.step()
-        return time.perf_counter() - start, time.process_time() - cpu
-
-    sides = {
-        "pyro": lambda: objective(ram, guide, (images, labels), 0),
-        "plain": lambda: plain_ram_loss(ram, images, labels),
+    losses = {
+        "pyro": lambda: objective(ram, guide, (images, labels), 0)[0],
+        "plain": lambda: plain_ram_loss(ram, images, labels)[0],
     }
-    times: dict[str, list[float]] = {k: [] for k in sides}
-    cpu_times: dict[str, list[float]] = {k: [] for k in sides}
-    for i in range(args.warmup + args.steps):
-        order = list(sides) if i % 2 == 0 else list(reversed(sides))
-        for name in order:
-            elapsed, cpu = step(sides[name])
-            if i >= args.warmup:
-                times[name].append(elapsed)
-                cpu_times[name].append(cpu)
+    sides = {k: partial(timed_step, fn, params, optim, 10.0) for k, fn in losses.items()}
+    reps = {k: args.steps for k in sides}
+    wall, cpu_time = interleaved_medians(sides, reps, args.warmup, alternate=True)
     result = {
         "benchmark": "ram_step",
         "config": args.config,
@@ -102,8 +78,8 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "pyro": pyro.__version__,
     }
-    for name, ts in times.items():
-        med, cpu = statistics.median(ts), statistics.median(cpu_times[name])
+    for name, med in wall.items():
+        cpu = cpu_time[name]
         result[name] = {
             "median_step_ms": 1000 * med,
             "images_per_second": args.batch_size / med,

@@ -23,12 +23,11 @@ difference to the official detached max is reported too).
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import statistics
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -36,6 +35,7 @@ from torch import Tensor
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import interleaved_medians, write_result  # noqa: E402
 from benchmarks.references.renderer import (  # noqa: E402
     Inputs,
     dense_render,
@@ -52,7 +52,7 @@ RENDERERS: dict[str, Callable[..., tuple[Tensor, Tensor]]] = {
 
 
 def _leaves(inputs: Inputs) -> Inputs:
-    return tuple(t.detach().clone().requires_grad_() for t in inputs)  # type: ignore[return-value]
+    return Inputs(*(t.detach().clone().requires_grad_() for t in inputs))
 
 
 def forward_backward(name: str, inputs: Inputs, height: int, width: int, points: int) -> float:
@@ -60,7 +60,7 @@ def forward_backward(name: str, inputs: Inputs, height: int, width: int, points:
     leaves = _leaves(inputs)
     weights = torch.linspace(0.5, 1.5, height * width).reshape(height, width)
     start = time.perf_counter()
-    _, canvas = RENDERERS[name](*leaves, height, width, points)
+    _, canvas = RENDERERS[name](leaves, height, width, points)
     (canvas * weights).sum().backward()
     return time.perf_counter() - start
 
@@ -73,7 +73,8 @@ def training_step_work(name: str, inputs: Inputs, height: int, width: int, point
     with torch.no_grad():
         for k in range(cp.shape[1]):
             sl = slice(k, k + 1)
-            RENDERERS[name](cp[:, sl], sigma[:, sl], omega0[:, sl], omega1, height, width, points)
+            step = Inputs(cp[:, sl], sigma[:, sl], omega0[:, sl], omega1)
+            RENDERERS[name](step, height, width, points)
     elapsed = time.perf_counter() - start
     return elapsed + forward_backward(name, inputs, height, width, points)
 
@@ -81,8 +82,8 @@ def training_step_work(name: str, inputs: Inputs, height: int, width: int, point
 def agreement(height: int, width: int, points: int, num_control: int, inputs: Inputs) -> dict:
     """Forward agreement on the timed inputs; gradient agreement in float64 on 4 × 6 strokes."""
     with torch.no_grad():
-        strokes_d, canvas_d = dense_render(*inputs, height, width, points)
-        strokes_o, canvas_o = ours_render(*inputs, height, width, points)
+        strokes_d, canvas_d = dense_render(inputs, height, width, points)
+        strokes_o, canvas_o = ours_render(inputs, height, width, points)
     out = {
         "forward_float32_max_abs_diff_strokes": (strokes_d - strokes_o).abs().max().item(),
         "forward_float32_max_abs_diff_canvas": (canvas_d - canvas_o).abs().max().item(),
@@ -92,7 +93,7 @@ def agreement(height: int, width: int, points: int, num_control: int, inputs: In
 
     def grads(fn: Callable, **kw) -> list[Tensor]:
         leaves = _leaves(small)
-        (fn(*leaves, height, width, points, **kw)[1] * weights).sum().backward()
+        (fn(leaves, height, width, points, **kw)[1] * weights).sum().backward()
         return [t.grad for t in leaves]
 
     g_ours = grads(ours_render)
@@ -119,19 +120,6 @@ def agreement(height: int, width: int, points: int, num_control: int, inputs: In
     return out
 
 
-def _median_times(
-    fn: Callable[[str], float], names: list[str], reps: dict[str, int], warmup: int
-) -> dict[str, float]:
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for i in range(warmup + max(reps.values())):
-        for name in names:  # alternate, so machine noise hits all sides alike
-            if i < warmup + reps[name]:
-                t = fn(name)
-                if i >= warmup:
-                    times[name].append(t)
-    return {n: statistics.median(v) for n, v in times.items()}
-
-
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=64)
@@ -153,12 +141,10 @@ def main(argv: list[str] | None = None) -> dict:
     inputs = make_inputs(args.batch_size, args.strokes, args.control_points)
     names = list(RENDERERS)
     reps = {"dense": args.reps, "ours": args.fast_reps, "separable_autograd": args.fast_reps}
-    fwd_bwd = _median_times(
-        lambda n: forward_backward(n, inputs, size, size, points), names, reps, args.warmup
-    )
-    step = _median_times(
-        lambda n: training_step_work(n, inputs, size, size, points), names, reps, args.warmup
-    )
+    sides = {n: partial(forward_backward, n, inputs, size, size, points) for n in names}
+    fwd_bwd, _ = interleaved_medians(sides, reps, args.warmup)
+    sides = {n: partial(training_step_work, n, inputs, size, size, points) for n in names}
+    step, _ = interleaved_medians(sides, reps, args.warmup)
     n_strokes = args.batch_size * args.strokes
     result = {
         "config": {
@@ -212,9 +198,7 @@ def main(argv: list[str] | None = None) -> dict:
     if not math.isfinite(worst) or not ok:
         print("AGREEMENT CHECK FAILED")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+        write_result(args.json, result)
     return result
 
 

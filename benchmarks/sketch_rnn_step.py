@@ -27,9 +27,9 @@ import statistics
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
-import pyro
 import torch
 from torch import Tensor
 
@@ -42,22 +42,8 @@ from tasks.data.strokes import load_strokes
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import interleaved_medians, prepare, timed_step  # noqa: E402
 from benchmarks.references.sketch_rnn import plain_sketch_rnn_loss  # noqa: E402
-
-
-def _median_times(sides: dict, params: list, optim, warmup: int, steps: int) -> dict:
-    times: dict[str, list[float]] = {k: [] for k in sides}
-    for i in range(warmup + steps):
-        order = list(sides) if i % 2 == 0 else list(reversed(sides))
-        for name in order:
-            start = time.perf_counter()
-            optim.zero_grad(set_to_none=True)
-            sides[name]().backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optim.step()
-            if i >= warmup:
-                times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def cell_speeds(config, x5: Tensor, warmup: int, steps: int) -> dict[str, float]:
@@ -103,9 +89,7 @@ def main(argv: list[str] | None = None) -> dict:
         help="also write the result here (no value: examples/results/benchmark_sketch_rnn.json)",
     )
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    pyro.enable_validation(False)
+    prepare(args.threads, seed=None)
     data = load_strokes("aaron_sheep", "train", data_dir=args.data_dir, max_length=args.max_length)
     x5, lengths = StrokeBatches(data, args.batch_size, max_length=args.max_length).batch(0)
     config = sketch_rnn_config(
@@ -129,11 +113,13 @@ def main(argv: list[str] | None = None) -> dict:
     difference = abs(pyro_loss.item() - plain_loss.item())
     model.train()
 
-    sides = {
+    losses = {
         "pyro": lambda: objective(model, guide, (x5, lengths), step)[0],
         "plain": lambda: plain_sketch_rnn_loss(model, guide, x5, lengths, objective, step),
     }
-    med = _median_times(sides, params, optim, args.warmup, args.steps)
+    sides = {k: partial(timed_step, fn, params, optim, 1.0) for k, fn in losses.items()}
+    reps = {k: args.steps for k in sides}
+    med, _ = interleaved_medians(sides, reps, args.warmup, alternate=True)
     result = {
         "config": args.config,
         "model_config": config.to_dict(),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tasks.dood import FAMILY
-from tasks.dood.data import DATASETS, load_dood_images
+from tasks.dood.data import DATASETS, checkpoint_images
 from tasks.dood.evaluate import evaluate_dood, format_dood_summary
 from tasks.dood.models import BASE_LR, DEFAULT_CONFIG, MODEL_NAMES, PAPER_IWAE_SAMPLES, DooDOptions
 from tasks.dood.pictures import write_reconstructions
@@ -101,16 +101,9 @@ def transfer(
     if not example.transfer:
         return results
     model, guide, ckpt = load_trained(out / "checkpoint.pt", device=run.device)
-    size = int(ckpt.model_config["height"])
     for dataset in example.transfer:
-        data = load_dood_images(
-            dataset,
-            "test",
-            size=size,
-            num_examples=options.eval_examples,
-            seed=run.seed,
-            data_dir=run.data_dir,
-            download=run.download,
+        data = checkpoint_images(
+            ckpt, run, dataset=dataset, split="test", num_examples=options.eval_examples
         )
         res = evaluate_dood(
             model,

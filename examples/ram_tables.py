@@ -51,6 +51,26 @@ class Row:
     source: str
 
 
+def _rows_60x60(
+    table: str, ram_config: str, dataset: str, errors: tuple[float, float, float, float]
+) -> dict[str, Row]:
+    """The four rows of RAM Table 1b or 2a (60x60 images): RAM with 8 glimpses of 12x12 at 3
+    scales, the FC networks with 64 and 256 hiddens and the convnet, with the paper's
+    ``errors`` in that order."""
+    ram, fc64, fc256, conv = errors
+    name = f"RAM Table {table}"
+    return {
+        table: Row("ram", ram_config, dataset, ram, f"{name}: RAM, 8 glimpses, 12x12, 3 scales"),
+        f"{table}_fc64": Row("fc", "fc_64", dataset, fc64, f"{name}: FC, 2 layers (64 hiddens)"),
+        f"{table}_fc256": Row(
+            "fc", "fc_256", dataset, fc256, f"{name}: FC, 2 layers (256 hiddens)"
+        ),
+        f"{table}_conv": Row(
+            "convnet", "conv_256", dataset, conv, f"{name}: Convolutional, 2 layers"
+        ),
+    }
+
+
 ROWS: dict[str, Row] = {
     # not in the paper: a small RAM (4 glimpses of 8x8, narrow layers) for quick comparisons
     "small": Row("ram", "small", "mnist", math.nan, "small RAM on 28x28 MNIST (no paper number)"),
@@ -58,39 +78,9 @@ ROWS: dict[str, Row] = {
     "1a": Row("ram", "mnist_28", "mnist", 1.29, "RAM Table 1a: RAM, 6 glimpses, 8x8, 1 scale"),
     "1a_fc256": Row("fc", "fc_256", "mnist", 1.35, "RAM Table 1a: FC, 2 layers (256 hiddens)"),
     # RAM Table 1b: 60x60 translated MNIST
-    "1b": Row(
-        "ram",
-        "translated_60",
-        "mnist_translated_60",
-        1.84,
-        "RAM Table 1b: RAM, 8 glimpses, 12x12, 3 scales",
-    ),
-    "1b_fc64": Row(
-        "fc", "fc_64", "mnist_translated_60", 7.56, "RAM Table 1b: FC, 2 layers (64 hiddens)"
-    ),
-    "1b_fc256": Row(
-        "fc", "fc_256", "mnist_translated_60", 3.7, "RAM Table 1b: FC, 2 layers (256 hiddens)"
-    ),
-    "1b_conv": Row(
-        "convnet", "conv_256", "mnist_translated_60", 2.31, "RAM Table 1b: Convolutional, 2 layers"
-    ),
+    **_rows_60x60("1b", "translated_60", "mnist_translated_60", (1.84, 7.56, 3.7, 2.31)),
     # RAM Table 2a: 60x60 cluttered translated MNIST (4 pieces of clutter)
-    "2a": Row(
-        "ram",
-        "cluttered_60",
-        "mnist_cluttered_60",
-        5.23,
-        "RAM Table 2a: RAM, 8 glimpses, 12x12, 3 scales",
-    ),
-    "2a_fc64": Row(
-        "fc", "fc_64", "mnist_cluttered_60", 28.96, "RAM Table 2a: FC, 2 layers (64 hiddens)"
-    ),
-    "2a_fc256": Row(
-        "fc", "fc_256", "mnist_cluttered_60", 13.2, "RAM Table 2a: FC, 2 layers (256 hiddens)"
-    ),
-    "2a_conv": Row(
-        "convnet", "conv_256", "mnist_cluttered_60", 7.83, "RAM Table 2a: Convolutional, 2 layers"
-    ),
+    **_rows_60x60("2a", "cluttered_60", "mnist_cluttered_60", (5.23, 28.96, 13.2, 7.83)),
     # RAM Table 2b / DRAW Table 1: 100x100 cluttered translated MNIST (8 pieces of clutter)
     "2b": Row(
         "ram",

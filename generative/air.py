@@ -36,7 +36,7 @@ so IWAE estimates are of the true model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import pyro
@@ -45,11 +45,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from generative.config import ConfigDict
+from generative.checks import check_image_batch
+from generative.config import ConfigDict, named_config
 from generative.distributions import AbsorbingBernoulli
 from generative.layout import LIKELIHOOD_SCALE_BOUNDS, bounded
 from generative.networks import MLP
 from generative.stn import place
+from generative.traces import collect_drawing
 
 __all__ = [
     "AIR_CONFIGS",
@@ -171,9 +173,7 @@ AIR_CONFIGS: dict[str, AirConfig] = {
 
 def air_config(name: str, **overrides) -> AirConfig:
     """A named configuration with fields overridden (e.g. the image size of a dataset)."""
-    if name not in AIR_CONFIGS:
-        raise ValueError(f"unknown AIR config {name!r}; choose one of {sorted(AIR_CONFIGS)}")
-    return replace(AIR_CONFIGS[name], **overrides)
+    return named_config(AIR_CONFIGS, "AIR", name, overrides)
 
 
 def air_model_config(name: str, image_shape: tuple[int, int, int]) -> dict:
@@ -271,12 +271,7 @@ class Air(nn.Module):
 
     # -- Pyro model --------------------------------------------------------------------------
     def check_images(self, images: Tensor) -> None:
-        c = self.config
-        if images.dim() != 4 or tuple(images.shape[1:]) != (1, c.height, c.width):
-            raise ValueError(
-                f"AIR: images must have shape (B, 1, {c.height}, {c.width}), "
-                f"found {tuple(images.shape)}"
-            )
+        check_image_batch(images, (1, self.config.height, self.config.width), "AIR")
 
     def model(
         self, images: Tensor | None = None, *, batch_size: int | None = None, record: bool = False
@@ -321,18 +316,4 @@ def collect_air_steps(trace: pyro.poutine.Trace, config: AirConfig) -> dict[str,
     """Stack a recorded model trace: ``canvases`` (B, T, 1, H, W), ``glimpses`` (B, T, 1, G, G),
     ``z_pres`` (B, T), ``z_where`` (B, T, 4), ``z_what`` (B, T, D), ``images`` (B, 1, H, W: the
     final canvas) and ``num_steps`` (B,)."""
-    steps = range(config.max_steps)
-
-    def stack(name: str) -> Tensor:
-        return torch.stack([trace.nodes[f"{name}_{t}"]["value"] for t in steps], 1)
-
-    out = {
-        "canvases": stack("canvas"),
-        "glimpses": stack("glimpse"),
-        "z_pres": stack("z_pres"),
-        "z_where": stack("z_where"),
-        "z_what": stack("z_what"),
-    }
-    out["images"] = out["canvases"][:, -1]
-    out["num_steps"] = out["z_pres"].sum(1)
-    return out
+    return collect_drawing(trace, config.max_steps, {"glimpses": "glimpse"}, "num_steps")

@@ -22,17 +22,21 @@ Decoder cells (``config.cell``; all use PyTorch's gate order ``i, f, g, o`` and 
 
 Every cell offers ``state_sizes``, ``project(x)`` (the input contributions of all steps at once),
 ``step_projected(xw, state, training)``, ``step(x, state, training)`` and
-``sequence(x, state, training)`` (``h`` of every step and the last state). ``dropout`` is the
+``sequence(x, state, training)`` (``h`` of every step and the last state); the last two come from
+their common base :class:`DecoderCell`. ``dropout`` is the
 recurrent **drop** probability and only acts when ``training``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["HyperLSTMCell", "LSTMDecoderCell", "LayerNormLSTMCell"]
+__all__ = ["DecoderCell", "HyperLSTMCell", "LSTMDecoderCell", "LayerNormLSTMCell"]
 
 FORGET_BIAS = 1.0  # reference code's forget_bias, added to the forget gate pre-activation
 LAYER_NORM_EPS = 1e-3  # reference code's layer_norm epsilon
@@ -60,7 +64,36 @@ def _cell_update(
     return c, o, g
 
 
-class LSTMDecoderCell(nn.Module):
+class DecoderCell(nn.Module):
+    """Base of the decoder cells: :meth:`step` and :meth:`sequence` from the subclass's
+    ``project`` and ``step_projected``."""
+
+    def project(self, x: Tensor) -> Any:
+        raise NotImplementedError
+
+    def step_projected(self, xw: Any, state: tuple[Tensor, ...], training: bool):
+        raise NotImplementedError
+
+    def projected_steps(self, xw: Any) -> Iterable[Any]:
+        """The per-step slices of ``project(x)`` for ``x`` (B, T, I)."""
+        # unbind, not xw[:, t]: indexing's backward would materialise a full-size gradient per
+        # step (quadratic in T)
+        return xw.unbind(1)
+
+    def step(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
+        """One step: ``x`` (B, I) → the new state."""
+        return self.step_projected(self.project(x), state, training)
+
+    def sequence(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
+        """Run over ``x`` (B, T, I): returns ``h`` of every step (B, T, H) and the last state."""
+        outs = []
+        for xw_t in self.projected_steps(self.project(x)):
+            state = self.step_projected(xw_t, state, training)
+            outs.append(state[0])
+        return torch.stack(outs, 1), state
+
+
+class LSTMDecoderCell(DecoderCell):
     """Plain LSTM (``cell="lstm"``): fused ``nn.LSTM`` unless recurrent dropout is active.
 
     The per-step path uses the very same ``nn.LSTM`` weights. The forget-gate bias starts at
@@ -101,26 +134,16 @@ class LSTMDecoderCell(nn.Module):
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * g
         return torch.sigmoid(o) * torch.tanh(c), c
 
-    def step(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
-        """One step: ``x`` (B, I) → new state ``(h, c)``."""
-        return self.step_projected(self.project(x), state, training)
-
     def sequence(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
         """Run over ``x`` (B, T, I): returns ``h`` of every step (B, T, H) and the last state."""
         if self.uses_fused(training):
             h0, c0 = (s.unsqueeze(0).contiguous() for s in state)
             out, (h, c) = self.lstm(x, (h0, c0))
             return out, (h[0], c[0])
-        outs = []
-        # unbind, not xw[:, t]: indexing's backward would materialise a full-size gradient per
-        # step (quadratic in T)
-        for xw_t in self.project(x).unbind(1):
-            state = self.step_projected(xw_t, state, training)
-            outs.append(state[0])
-        return torch.stack(outs, 1), state
+        return super().sequence(x, state, training)
 
 
-class LayerNormLSTMCell(nn.Module):
+class LayerNormLSTMCell(DecoderCell):
     """Layer-normalised LSTM with recurrent dropout (``cell="layer_norm"``; Ba et al. 2016,
     Semeniuta et al. 2016, reference code's ``LayerNormLSTMCell``).
 
@@ -163,20 +186,8 @@ class LayerNormLSTMCell(nn.Module):
         h, c = state
         return self.update(xw + F.linear(h, self.weight_h), c, training)
 
-    def step(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
-        return self.step_projected(self.project(x), state, training)
 
-    def sequence(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
-        outs = []
-        # unbind, not xw[:, t]: indexing's backward would materialise a full-size gradient per
-        # step (quadratic in T)
-        for xw_t in self.project(x).unbind(1):
-            state = self.step_projected(xw_t, state, training)
-            outs.append(state[0])
-        return torch.stack(outs, 1), state
-
-
-class HyperLSTMCell(nn.Module):
+class HyperLSTMCell(DecoderCell):
     """HyperLSTM (Ha, Dai & Le 2017, sec. 3.2; the paper's decoder, sec. 4), with layer norm and
     recurrent dropout as the reference code's ``HyperLSTMCell``.
 
@@ -256,13 +267,6 @@ class HyperLSTMCell(nn.Module):
         c_norm = F.layer_norm(c, (n,), self.ln_c_weight, self.ln_c_bias, eps=LAYER_NORM_EPS)
         return torch.tanh(c_norm) * torch.sigmoid(o), c, hyper_h, hyper_c
 
-    def step(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
-        return self.step_projected(self.project(x), state, training)
-
-    def sequence(self, x: Tensor, state: tuple[Tensor, ...], training: bool = False):
-        main_x, hyper_x = self.project(x)
-        outs = []
-        for xw_t in zip(main_x.unbind(1), hyper_x.unbind(1), strict=True):
-            state = self.step_projected(xw_t, state, training)
-            outs.append(state[0])
-        return torch.stack(outs, 1), state
+    def projected_steps(self, xw: tuple[Tensor, Tensor]) -> Iterable[tuple[Tensor, Tensor]]:
+        main_x, hyper_x = xw
+        return zip(main_x.unbind(1), hyper_x.unbind(1), strict=True)

@@ -1,11 +1,21 @@
-"""Input checks shared by the classification models (RAM, DRAM and the FC/conv baselines)."""
+"""Input checks shared by the classification models (RAM, DRAM and the FC/conv baselines) and by
+the drawing models (DooD and the AIR baselines)."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["check_classification_batch"]
+__all__ = ["check_classification_batch", "check_image_batch"]
+
+
+def check_image_batch(images: Tensor, shape: tuple[int, int, int], model: str) -> None:
+    """Raise ``ValueError`` (naming ``model``) unless ``images`` is ``(B, *shape)``."""
+    if images.dim() != 4 or tuple(images.shape[1:]) != tuple(shape):
+        raise ValueError(
+            f"{model}: images must have shape (B, {', '.join(map(str, shape))}), "
+            f"found {tuple(images.shape)}"
+        )
 
 
 def check_classification_batch(

@@ -2,17 +2,18 @@
 
 Checkpoints store ``config.to_dict()`` (plain Python values, loadable with ``weights_only``) and
 rebuild the model from ``Config.from_dict(d)``, which names any field it does not know instead
-of failing inside the constructor.
+of failing inside the constructor. :func:`named_config` looks a configuration up by name.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from collections.abc import Mapping
+from dataclasses import asdict, fields, replace
 from typing import Any, ClassVar, TypeVar
 
 C = TypeVar("C", bound="ConfigDict")
 
-__all__ = ["ConfigDict", "ImageConfig"]
+__all__ = ["ConfigDict", "ImageConfig", "named_config"]
 
 
 class ConfigDict:
@@ -48,3 +49,11 @@ class ImageConfig(ConfigDict):
     @property
     def image_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
+
+
+def named_config(configs: Mapping[str, C], family: str, name: str, overrides: dict[str, Any]) -> C:
+    """``configs[name]`` with the fields ``overrides`` replaced; an unknown ``name`` raises a
+    ``ValueError`` naming the ``family`` (e.g. ``"DooD"``) and the known names."""
+    if name not in configs:
+        raise ValueError(f"unknown {family} config {name!r}; choose one of {sorted(configs)}")
+    return replace(configs[name], **overrides)

@@ -103,15 +103,20 @@ class AbsorbingBernoulli(TorchDistribution):
 # shape, which for a per-example policy it already has), and ``ScoreNormal.sample()`` draws with
 # ``torch.normal(loc, scale)`` directly (the parameters are already broadcast to the batch shape,
 # so the two ``expand`` views of ``Normal.sample`` are no-ops: same random stream, same values).
-class ScoreNormal(dist.Normal):
-    """``Normal`` that never reparameterises (actions trained by REINFORCE)."""
+class _ScoreOnly:
+    """The two points above for a Pyro distribution it precedes in the bases: no
+    reparameterisation, and ``expand`` to the batch shape it already has is a no-op."""
 
     has_rsample = False
 
     def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> Any:
-        if _instance is None and torch.Size(batch_shape) == self.batch_shape:
+        if _instance is None and torch.Size(batch_shape) == self.batch_shape:  # type: ignore[attr-defined]
             return self
-        return super().expand(batch_shape, _instance)
+        return super().expand(batch_shape, _instance)  # type: ignore[misc]
+
+
+class ScoreNormal(_ScoreOnly, dist.Normal):
+    """``Normal`` that never reparameterises (actions trained by REINFORCE)."""
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
         if len(sample_shape):
@@ -120,12 +125,5 @@ class ScoreNormal(dist.Normal):
             return torch.normal(self.loc, self.scale)
 
 
-class ScoreUniform(dist.Uniform):
+class ScoreUniform(_ScoreOnly, dist.Uniform):
     """``Uniform`` that never reparameterises."""
-
-    has_rsample = False
-
-    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> Any:
-        if _instance is None and torch.Size(batch_shape) == self.batch_shape:
-            return self
-        return super().expand(batch_shape, _instance)

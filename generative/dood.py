@@ -65,6 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from generative.bezier import compose_canvas, render_strokes
+from generative.checks import check_image_batch
 from generative.distributions import AbsorbingBernoulli
 from generative.dood_config import (
     CONTROL_BOUND,
@@ -92,7 +93,7 @@ from generative.layout import (
     layout_means,
 )
 from generative.memo import ReplayMemo
-from generative.networks import MLP, FeatureCNN, RecurrentCore
+from generative.networks import MLP, FeatureCNN, RecurrentCore, presence_mlp
 from generative.stn import LAYOUT_SIZE, glimpse, place, transform_points
 
 __all__ = ["DooD"]
@@ -123,9 +124,7 @@ class DooD(nn.Module):
         self.layout_rnn = RecurrentCore(LAYOUT_SIZE + what_size + extra, hid)
         self.stroke_rnn = RecurrentCore(LAYOUT_SIZE + what_size + extra, hid)
         # Eq. 4 prior on o_t.
-        self.pres_net = MLP(self._pres_input_size(), 1, mlp_hidden)
-        if c.stop_bias_init is not None:
-            self.pres_net.init_output(c.stop_bias_init)
+        self.pres_net = presence_mlp(self._pres_input_size(), mlp_hidden, c.stop_bias_init)
         # Eq. 2 layout GMM: M logits, M×5 means, M×5 standard deviations.
         M, K = c.layout_components, c.stroke_components
         self.layout_net = MLP(self._layout_input_size(), M + 2 * M * LAYOUT_SIZE, mlp_hidden)
@@ -348,13 +347,8 @@ class DooD(nn.Module):
         return dist.Laplace(canvas, self.likelihood_scale().expand_as(canvas)).to_event(3)
 
     # -- Pyro model ---------------------------------------------------------------------------
-    def _check_images(self, images: Tensor) -> None:
-        c = self.config
-        if images.dim() != 4 or tuple(images.shape[1:]) != (1, c.height, c.width):
-            raise ValueError(
-                f"DooD: images must have shape (B, 1, {c.height}, {c.width}), "
-                f"found {tuple(images.shape)}"
-            )
+    def check_images(self, images: Tensor) -> None:
+        check_image_batch(images, (1, self.config.height, self.config.width), "DooD")
 
     def model(
         self,
@@ -373,7 +367,7 @@ class DooD(nn.Module):
         Returns the final canvas ``x_≤T`` (B, 1, H, W)."""
         pyro.module("dood_model", self)
         if images is not None:
-            self._check_images(images)
+            self.check_images(images)
             batch_size = images.shape[0]
         if batch_size is None:
             raise ValueError("DooD.model needs images or batch_size")

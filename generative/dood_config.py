@@ -7,9 +7,9 @@ The layout ranges shared with the AIR baselines live in :mod:`generative.layout`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from generative.config import ConfigDict
+from generative.config import ConfigDict, named_config
 
 __all__ = [
     "CONTROL_BOUND",
@@ -130,6 +130,4 @@ DOOD_CONFIGS: dict[str, DooDConfig] = {
 
 def dood_config(name: str, **overrides) -> DooDConfig:
     """A named configuration with fields overridden (e.g. the image size of a dataset)."""
-    if name not in DOOD_CONFIGS:
-        raise ValueError(f"unknown DooD config {name!r}; choose one of {sorted(DOOD_CONFIGS)}")
-    return replace(DOOD_CONFIGS[name], **overrides)
+    return named_config(DOOD_CONFIGS, "DooD", name, overrides)

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import pyro
-import torch
 from torch import Tensor
 
 from generative.dood_config import DooDConfig
+from generative.traces import collect_drawing, stack_sites
 
 __all__ = ["DooDState", "GuideStep", "LayoutStage", "Render", "StrokeStage", "collect_steps"]
 
@@ -66,22 +66,9 @@ def collect_steps(trace: pyro.poutine.Trace, config: DooDConfig) -> dict[str, Te
     (B, T, 1, H, W), ``strokes`` (B, T, H, W), ``z_pres`` (B, T), ``num_strokes`` (B,),
     ``z_where`` (B, T, 5), ``z_what`` (B, T, J, 2) and for δR ``control_points`` (B, T, J, 2),
     ``sigma``/``omega0`` (B, T)."""
-    steps = range(config.max_strokes)
-
-    def stack(name: str) -> Tensor:
-        return torch.stack([trace.nodes[f"{name}_{t}"]["value"] for t in steps], 1)
-
-    out = {
-        "canvases": stack("canvas"),
-        "strokes": stack("stroke"),
-        "z_pres": stack("z_pres"),
-        "z_where": stack("z_where"),
-        "z_what": stack("z_what"),
-    }
-    out["images"] = out["canvases"][:, -1]
-    out["num_strokes"] = out["z_pres"].sum(1)
-    if f"control_points_{config.max_strokes - 1}" in trace.nodes:
-        out["control_points"] = stack("control_points")
-        out["sigma"] = stack("sigma")
-        out["omega0"] = stack("omega0")
+    T = config.max_strokes
+    out = collect_drawing(trace, T, {"strokes": "stroke"}, "num_strokes")
+    if f"control_points_{T - 1}" in trace.nodes:
+        names = ("control_points", "sigma", "omega0")
+        out.update(stack_sites(trace, T, {name: name for name in names}))
     return out

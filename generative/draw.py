@@ -23,7 +23,7 @@ only the latest state is kept, so memory does not grow with ``T``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import pyro
@@ -32,8 +32,9 @@ import torch
 from torch import Tensor, nn
 
 from generative.attention import AttentionParams, AttentiveWrite, PlainWrite
-from generative.config import ConfigDict
+from generative.config import ConfigDict, named_config
 from generative.memo import ReplayMemo
+from generative.traces import stack_sites
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,7 @@ DRAW_CONFIGS: dict[str, DrawConfig] = {
 
 def draw_config(name: str, **overrides) -> DrawConfig:
     """A named configuration with fields overridden (e.g. the image size of a dataset)."""
-    if name not in DRAW_CONFIGS:
-        raise ValueError(f"unknown DRAW config {name!r}; choose one of {sorted(DRAW_CONFIGS)}")
-    return replace(DRAW_CONFIGS[name], **overrides)
+    return named_config(DRAW_CONFIGS, "DRAW", name, overrides)
 
 
 class DecoderState(NamedTuple):
@@ -199,9 +198,7 @@ class DrawModel(nn.Module):
         """Sample from the prior (sec. 2.3) recording every step: ``canvases`` ``(S, T, C, H, W)``
         (σ(c_t), the paper shows means) and, with write attention, ``windows`` ``(S, T, 5)``."""
         trace = pyro.poutine.trace(self.model).get_trace(batch_size=num_samples, record=True)
-        steps = range(self.config.steps)
-        out = {"canvases": torch.stack([trace.nodes[f"canvas_{t}"]["value"] for t in steps], 1)}
+        sites = {"canvases": "canvas"}
         if self.config.write_size is not None:
-            windows = [trace.nodes[f"write_window_{t}"]["value"] for t in steps]
-            out["windows"] = torch.stack(windows, 1)
-        return out
+            sites["windows"] = "write_window"
+        return stack_sites(trace, self.config.steps, sites)

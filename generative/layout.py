@@ -4,13 +4,16 @@ A layout ``l = (s_x, s_y, t_x, t_y, θ)`` is an affine transform (:mod:`generati
 predict raw, unconstrained outputs; :func:`layout_means` maps them into the ranges below (the
 paper constrains them without giving values), :func:`bounded` maps any raw output into an
 interval, and :func:`identity_layout_raw` gives the raw outputs of the identity transform with
-which the layout networks start (appendix C).
+which the layout networks start (appendix C). :func:`guide_normal` is the posterior head of the
+DooD and AIR guides: a diagonal Gaussian whose standard deviations lie in :data:`GUIDE_STD_BOUNDS`.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import pyro.distributions as dist
 import torch
 from torch import Tensor
 
@@ -22,6 +25,7 @@ __all__ = [
     "TRANSLATION_BOUND",
     "bounded",
     "bounded_inverse",
+    "guide_normal",
     "identity_layout_raw",
     "layout_means",
 ]
@@ -59,3 +63,16 @@ def identity_layout_raw() -> list[float]:
     """Raw outputs for which :func:`layout_means` is the identity transform (appendix C)."""
     s = bounded_inverse(1.0, *SCALE_BOUNDS)
     return [s, s, 0.0, 0.0, 0.0]
+
+
+def guide_normal(
+    out: Tensor, means: Callable[[Tensor], Tensor], event_shape: tuple[int, ...]
+) -> dist.Distribution:
+    """A guide's diagonal Gaussian over ``event_shape`` from a net's output ``(..., 2·n)``
+    (``n`` the number of elements of ``event_shape``): the first ``n`` raw outputs give the means
+    through ``means``, the last ``n`` the standard deviations in :data:`GUIDE_STD_BOUNDS`."""
+    size = math.prod(event_shape)
+    shape = (*out.shape[:-1], *event_shape)
+    loc = means(out[..., :size].reshape(shape))
+    scale = bounded(out[..., size:].reshape(shape), *GUIDE_STD_BOUNDS)
+    return dist.Normal(loc, scale).to_event(len(event_shape))

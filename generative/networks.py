@@ -5,7 +5,8 @@
   dependent), then a 1-layer MLP to 256 features.
 * :class:`MLP` — every prior/posterior/renderer-parameter network: two 256-unit hidden layers with
   ``tanh``; :meth:`MLP.init_output` sets the last layer (appendix C: identity transforms for the
-  layout networks, a high "continue" bias for the stop network).
+  layout networks, a high "continue" bias for the stop network); :func:`presence_mlp` is the
+  stop network of the models and guides.
 * :class:`RecurrentCore` — a ``GRUCell`` with 256-dim hidden state and a learned initial state
   (the layout and stroke RNNs ``h^l_t``, ``h^s_t``).
 
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FEATURE_SIZE", "HIDDEN_SIZE", "MLP", "FeatureCNN", "RecurrentCore"]
+__all__ = ["FEATURE_SIZE", "HIDDEN_SIZE", "MLP", "FeatureCNN", "RecurrentCore", "presence_mlp"]
 
 FEATURE_SIZE = 256  # CNN output features (appendix B.2)
 HIDDEN_SIZE = 256  # MLP hidden units and GRU hidden state (appendix B.2)
@@ -111,6 +112,15 @@ class MLP(nn.Module):
         value = torch.as_tensor(bias, dtype=self.output.bias.dtype)
         self.output.bias.copy_(value.expand_as(self.output.bias))
         self.output.weight.mul_(weight_scale)
+
+
+def presence_mlp(in_features: int, hidden: Sequence[int], stop_bias_init: float | None) -> MLP:
+    """The stop network ``in_features → 1`` (one presence logit); with ``stop_bias_init`` its last
+    layer starts at zero weights and that bias (appendix C, Omniglot)."""
+    net = MLP(in_features, 1, hidden)
+    if stop_bias_init is not None:
+        net.init_output(stop_bias_init)
+    return net
 
 
 class RecurrentCore(nn.Module):

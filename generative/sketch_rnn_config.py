@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from generative.config import ConfigDict
+from generative.config import ConfigDict, named_config
 
 __all__ = ["CELLS", "SKETCH_RNN_CONFIGS", "SketchRNNConfig", "sketch_rnn_config"]
 
@@ -106,8 +106,4 @@ SKETCH_RNN_CONFIGS: dict[str, SketchRNNConfig] = {
 
 def sketch_rnn_config(name: str, **overrides) -> SketchRNNConfig:
     """A named configuration with fields overridden (e.g. ``max_length``, ``scale_factor``)."""
-    if name not in SKETCH_RNN_CONFIGS:
-        raise ValueError(
-            f"unknown sketch-rnn config {name!r}; choose one of {sorted(SKETCH_RNN_CONFIGS)}"
-        )
-    return replace(SKETCH_RNN_CONFIGS[name], **overrides)
+    return named_config(SKETCH_RNN_CONFIGS, "sketch-rnn", name, overrides)

@@ -148,6 +148,14 @@ def _check_pair(images: Tensor, layout: Tensor) -> tuple[Tensor, Tensor]:
     return images, layout
 
 
+def _resample(images: Tensor, matrix: Tensor, height: int, width: int) -> Tensor:
+    """Bilinear samples of ``images`` (B, C, ·, ·) on the ``height × width`` grid of canonical
+    points mapped by the affine ``matrix`` (B, 2, 3); zeros outside the image."""
+    b, c = images.shape[:2]
+    grid = F.affine_grid(matrix.to(images.dtype), [b, c, height, width], align_corners=True)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
 def glimpse(images: Tensor, layout: Tensor, size: int | tuple[int, int]) -> Tensor:
     """STN crop (Eq. 2 ``x̃ = STN(l, x)``; Eq. 7 ``Δ̃x = STN(l, Δx)``) of ``images`` (B, C, H, W).
 
@@ -159,11 +167,7 @@ def glimpse(images: Tensor, layout: Tensor, size: int | tuple[int, int]) -> Tens
     g_h, g_w = (size, size) if isinstance(size, int) else size
     if g_h < 1 or g_w < 1:
         raise ValueError(f"glimpse: size must be >= 1, found {(g_h, g_w)}")
-    b, c = images.shape[:2]
-    grid = F.affine_grid(
-        affine_matrix(layout).to(images.dtype), [b, c, g_h, g_w], align_corners=True
-    )
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return _resample(images, affine_matrix(layout), g_h, g_w)
 
 
 def place(images: Tensor, layout: Tensor, height: int, width: int) -> Tensor:
@@ -172,8 +176,4 @@ def place(images: Tensor, layout: Tensor, height: int, width: int) -> Tensor:
     images, layout = _check_pair(images, layout)
     if height < 1 or width < 1:
         raise ValueError(f"place: canvas size must be >= 1, found {(height, width)}")
-    b, c = images.shape[:2]
-    grid = F.affine_grid(
-        invert_affine(layout).to(images.dtype), [b, c, height, width], align_corners=True
-    )
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return _resample(images, invert_affine(layout), height, width)

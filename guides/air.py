@@ -28,13 +28,13 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from generative.air import WHERE_SIZE, Air, AirConfig, AirState, collect_air_steps, where_to_layout
-from generative.distributions import AbsorbingBernoulli
-from generative.layout import GUIDE_STD_BOUNDS, bounded, identity_layout_raw, layout_means
-from generative.networks import MLP, FeatureCNN, RecurrentCore
+from generative.layout import guide_normal, identity_layout_raw, layout_means
+from generative.networks import MLP, FeatureCNN, RecurrentCore, presence_mlp
 from generative.stn import glimpse
+from guides.steps import StepGuide, sample_presence
 
 __all__ = ["AirGuide", "build_air", "where_means"]
 
@@ -49,21 +49,19 @@ def where_means(raw: Tensor) -> Tensor:
     return layout[..., _WHERE_FROM_LAYOUT]
 
 
-class AirGuide(nn.Module):
+class AirGuide(StepGuide):
     """AIR / Difference-AIR inference network. The :class:`Air` model is held by reference (not
-    a submodule), so the guide's parameters and ``state_dict`` are its own networks only."""
+    a submodule), so the guide's parameters and ``state_dict`` are its own networks only;
+    :meth:`reconstruct` gives the keys of :func:`generative.air.collect_air_steps`."""
 
     def __init__(self, air_model: Air):
-        super().__init__()
-        self.__dict__["air_model"] = air_model  # shared, not registered as a submodule
+        super().__init__(air_model, "air_guide", collect_air_steps)
         c = air_model.config
         mlp_hidden = (c.mlp_hidden, c.mlp_hidden)
         self.image_cnn = FeatureCNN(c.height, c.width, 1, c.feature_size)
         self.glimpse_cnn = FeatureCNN(c.glimpse_size, c.glimpse_size, 1, c.feature_size)
         self.rnn = RecurrentCore(c.feature_size + 1 + WHERE_SIZE + c.z_what_size, c.hidden_size)
-        self.pres_net = MLP(c.hidden_size, 1, mlp_hidden)
-        if c.stop_bias_init is not None:
-            self.pres_net.init_output(c.stop_bias_init)
+        self.pres_net = presence_mlp(c.hidden_size, mlp_hidden, c.stop_bias_init)
         self.where_net = MLP(c.hidden_size, 2 * WHERE_SIZE, mlp_hidden)
         with torch.no_grad():  # DooD appendix C: the l MLPs start at the identity transform
             raw = identity_layout_raw()
@@ -74,10 +72,6 @@ class AirGuide(nn.Module):
             MLP(c.feature_size + c.hidden_size, 1, mlp_hidden) if c.stop_mode == "nvil" else None
         )
 
-    @property
-    def config(self) -> AirConfig:
-        return self.air_model.config
-
     def read_input(self, images: Tensor, state: AirState) -> Tensor:
         """``u_t``: ``x`` (vanilla AIR) or the residual ``x − x_<t`` (Difference-AIR)."""
         if self.config.difference:
@@ -86,27 +80,18 @@ class AirGuide(nn.Module):
 
     def where_posterior(self, h: Tensor) -> dist.Distribution:
         """``q(z_where_t | h_t)``: a diagonal Gaussian over ``(s, t_x, t_y, θ)``."""
-        out = self.where_net(h)
-        loc = where_means(out[:, :WHERE_SIZE])
-        return dist.Normal(loc, bounded(out[:, WHERE_SIZE:], *GUIDE_STD_BOUNDS)).to_event(1)
+        return guide_normal(self.where_net(h), where_means, (WHERE_SIZE,))
 
     def what_posterior(self, features: Tensor) -> dist.Distribution:
         """``q(z_what_t | glimpse)``: a diagonal Gaussian with ``tanh`` means (official WhatMLP)."""
-        D = self.config.z_what_size
-        out = self.what_net(features)
-        return dist.Normal(torch.tanh(out[:, :D]), bounded(out[:, D:], *GUIDE_STD_BOUNDS)).to_event(
-            1
-        )
+        return guide_normal(self.what_net(features), torch.tanh, (self.config.z_what_size,))
 
     def guide(self, images: Tensor, **kwargs) -> None:
         """Pyro guide over the sites ``"z_pres_{t}"``, ``"z_where_{t}"``, ``"z_what_{t}"`` of
         :meth:`Air.model` (extra keyword arguments of the model, e.g. ``record``, are ignored)."""
-        pyro.module("air_guide", self)
-        model = self.air_model
-        model.check_images(images)
-        c = self.config
+        state = self.start(images)
+        model, c = self.drawing_model, self.config
         batch_size = images.shape[0]
-        state = model.initial_state(batch_size)
         h = self.rnn.initial(batch_size)
         target_features = self.image_cnn(images)  # CNN(x) = CNN(u_0) in both variants
         with pyro.plate("data", batch_size):
@@ -120,14 +105,12 @@ class AirGuide(nn.Module):
                     [features, state.z_pres.unsqueeze(-1), state.z_where, state.z_what], -1
                 )
                 h = self.rnn(rnn_in, h)
-                infer = {}
+                baseline = None
                 if self.baseline is not None:
                     context = torch.cat([target_features, h], -1).detach()
-                    infer = {"baseline": {"baseline_value": self.baseline(context).squeeze(-1)}}
+                    baseline = self.baseline(context).squeeze(-1)
                 logits = self.pres_net(h).squeeze(-1)
-                z_pres = pyro.sample(
-                    f"z_pres_{t}", AbsorbingBernoulli(logits, state.z_pres), infer=infer
-                )
+                z_pres = sample_presence(t, logits, state.z_pres, baseline)
                 present = z_pres > 0
                 z_where = pyro.sample(f"z_where_{t}", self.where_posterior(h).mask(present))
                 window = glimpse(inputs, where_to_layout(z_where), c.glimpse_size)
@@ -140,18 +123,6 @@ class AirGuide(nn.Module):
                 else:
                     stroke = state.canvas.new_zeros(())  # the canvas is not read again
                 state = model.advance(state, z_pres, z_where, z_what, stroke)
-
-    def forward(self, images: Tensor, **kwargs) -> None:
-        return self.guide(images, **kwargs)
-
-    @torch.no_grad()
-    def reconstruct(self, images: Tensor) -> dict[str, Tensor]:
-        """Infer with the guide and replay the model recording every step (DooD Fig. 3:
-        step-by-step reconstructions); keys as in :func:`generative.air.collect_air_steps`."""
-        guide_trace = pyro.poutine.trace(self.guide).get_trace(images)
-        model = pyro.poutine.replay(self.air_model.model, trace=guide_trace)
-        trace = pyro.poutine.trace(model).get_trace(images, record=True)
-        return collect_air_steps(trace, self.config)
 
 
 def build_air(config: dict) -> tuple[Air, AirGuide]:

@@ -32,43 +32,46 @@ from __future__ import annotations
 import pyro
 import pyro.distributions as dist
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from generative.distributions import AbsorbingBernoulli
 from generative.dood import DooD
 from generative.dood_config import CONTROL_BOUND
 from generative.dood_state import GuideStep, collect_steps
 from generative.layout import (
     GUIDE_STD_BOUNDS,
-    bounded,
     bounded_inverse,
+    guide_normal,
     identity_layout_raw,
     layout_means,
 )
-from generative.networks import MLP, FeatureCNN
+from generative.networks import MLP, FeatureCNN, presence_mlp
 from generative.stn import LAYOUT_SIZE, glimpse
+from guides.steps import StepGuide, sample_presence
 
 __all__ = ["DooDGuide"]
 
 GUIDE_STD_INIT = 0.05  # initial standard deviations (small: near-deterministic strokes at first)
 
 
-class DooDGuide(nn.Module):
+def _control_means(raw: Tensor) -> Tensor:
+    """Control-point means in ``(−CONTROL_BOUND, CONTROL_BOUND)``, like the model's (Eq. 3)."""
+    return CONTROL_BOUND * torch.tanh(raw)
+
+
+class DooDGuide(StepGuide):
     """Recognition networks of DooD. The :class:`DooD` model is held by reference (not a
-    submodule): the guide's ``state_dict`` and parameters are its own networks only."""
+    submodule): the guide's ``state_dict`` and parameters are its own networks only;
+    :meth:`reconstruct` gives the keys of :func:`generative.dood_state.collect_steps`."""
 
     def __init__(self, dood_model: DooD):
-        super().__init__()
-        self.__dict__["dood_model"] = dood_model  # shared, not registered as a submodule
+        super().__init__(dood_model, "dood_guide", collect_steps)
         c = dood_model.config
         channels = 2 if c.execution_guidance else 1
         mlp_hidden = (c.mlp_hidden, c.mlp_hidden)
         self.image_cnn = FeatureCNN(c.height, c.width, channels, c.feature_size)
         self.glimpse_cnn = FeatureCNN(c.glimpse_size, c.glimpse_size, channels, c.feature_size)
         context = c.feature_size + c.hidden_size
-        self.pres_net = MLP(context, 1, mlp_hidden)  # q_on, Eq. 6
-        if c.stop_bias_init is not None:
-            self.pres_net.init_output(c.stop_bias_init)
+        self.pres_net = presence_mlp(context, mlp_hidden, c.stop_bias_init)  # q_on, Eq. 6
         self.where_net = MLP(context, 2 * LAYOUT_SIZE, mlp_hidden)  # q_layout, Eq. 7
         self.what_net = MLP(context, 4 * c.control_points, mlp_hidden)  # q_stroke, Eq. 8
         std_raw = bounded_inverse(GUIDE_STD_INIT, *GUIDE_STD_BOUNDS)
@@ -84,10 +87,6 @@ class DooDGuide(nn.Module):
                 net.output.bias[first:] = std_raw
         self.baseline = MLP(context, 1, mlp_hidden) if c.stop_mode == "nvil" else None
 
-    @property
-    def config(self):
-        return self.dood_model.config
-
     def read_input(self, images: Tensor, canvas: Tensor) -> Tensor:
         """What the CNNs read: ``(Δx_t, x_<t)`` with ``Δx_t = x − x_<t`` (canvas detached), or
         ``x`` without execution guidance."""
@@ -97,41 +96,30 @@ class DooDGuide(nn.Module):
 
     def layout_posterior(self, context: Tensor) -> dist.Distribution:
         """Eq. 7: ``N_sc · N_tr · N_r`` (one diagonal Gaussian over the 5 layout numbers)."""
-        out = self.where_net(context)
-        loc = layout_means(out[:, :LAYOUT_SIZE])
-        return dist.Normal(loc, bounded(out[:, LAYOUT_SIZE:], *GUIDE_STD_BOUNDS)).to_event(1)
+        return guide_normal(self.where_net(context), layout_means, (LAYOUT_SIZE,))
 
     def stroke_posterior(self, context: Tensor) -> dist.Distribution:
         """Eq. 8: ``Π_d N_d(s_dt)``, a diagonal Gaussian per control point."""
         J = self.config.control_points
-        out = self.what_net(context)
-        loc = CONTROL_BOUND * torch.tanh(out[:, : 2 * J].reshape(-1, J, 2))
-        scale = bounded(out[:, 2 * J :].reshape(-1, J, 2), *GUIDE_STD_BOUNDS)
-        return dist.Normal(loc, scale).to_event(2)
+        return guide_normal(self.what_net(context), _control_means, (J, 2))
 
     def guide(self, images: Tensor, **kwargs) -> None:
         """Pyro guide over the sites ``"z_pres_{t}"``, ``"z_where_{t}"``, ``"z_what_{t}"`` of
         :meth:`DooD.model` (extra keyword arguments of the model, e.g. ``record``, are ignored)."""
-        pyro.module("dood_guide", self)
-        model = self.dood_model
-        model._check_images(images)
-        c = self.config
+        state = self.start(images)
+        model, c = self.drawing_model, self.config
         batch_size = images.shape[0]
-        state = model.initial_state(batch_size)
         model.memo.start(model.param_versions())
         with pyro.plate("data", batch_size):
             for t in pyro.markov(range(c.max_strokes)):
                 stage_l = model.layout_stage(state)
                 inputs = self.read_input(images, state.canvas)
                 context = torch.cat([self.image_cnn(inputs), stage_l.h_layout], -1)
-                infer = {}
+                baseline = None
                 if self.baseline is not None:
-                    value = self.baseline(context.detach()).squeeze(-1)
-                    infer = {"baseline": {"baseline_value": value}}
+                    baseline = self.baseline(context.detach()).squeeze(-1)
                 logits = self.pres_net(context).squeeze(-1)
-                z_pres = pyro.sample(
-                    f"z_pres_{t}", AbsorbingBernoulli(logits, state.z_pres), infer=infer
-                )
+                z_pres = sample_presence(t, logits, state.z_pres, baseline)
                 present = z_pres > 0
                 z_where = pyro.sample(f"z_where_{t}", self.layout_posterior(context).mask(present))
                 stage_s = model.stroke_stage(state, z_where)
@@ -145,15 +133,3 @@ class DooDGuide(nn.Module):
                 step = GuideStep(stage_l, stage_s, render, nxt)
                 model.memo.record((z_pres, z_where, z_what), step)
                 state = nxt
-
-    def forward(self, images: Tensor, **kwargs) -> None:
-        return self.guide(images, **kwargs)
-
-    @torch.no_grad()
-    def reconstruct(self, images: Tensor) -> dict[str, Tensor]:
-        """Infer strokes with the guide and replay the model recording every step (Fig. 1/3:
-        step-by-step reconstructions); keys as in :func:`generative.dood_state.collect_steps`."""
-        guide_trace = pyro.poutine.trace(self.guide).get_trace(images)
-        model = pyro.poutine.replay(self.dood_model.model, trace=guide_trace)
-        trace = pyro.poutine.trace(model).get_trace(images, record=True)
-        return collect_steps(trace, self.config)

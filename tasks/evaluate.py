@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,15 @@ __all__ = [
     "evaluate_split",
     "evaluation_subset",
     "format_summary",
+    "write_evaluation",
+    "stderr",
 ]
 
 PARETO_K_THRESHOLD = 0.7
 
 
-def _stderr(values: np.ndarray) -> float:
+def stderr(values: np.ndarray) -> float:
+    """Standard error of the mean of the finite ``values`` (NaN for fewer than two)."""
     values = values[np.isfinite(values)]
     if values.size < 2:
         return math.nan
@@ -147,10 +151,10 @@ def evaluate_log_likelihood(
         "num_examples": int(num_examples),
         "iwae_samples": int(num_particles),
         "log_likelihood": mean_ll,
-        "log_likelihood_stderr": _stderr(ll_all),
+        "log_likelihood_stderr": stderr(ll_all),
         "nll": -mean_ll,
         "elbo": float(np.mean(elbo_all)),
-        "elbo_stderr": _stderr(elbo_all),
+        "elbo_stderr": stderr(elbo_all),
         "pareto_k": _pareto_summary(k_all, num_particles),
         "per_example": {
             "log_likelihood": ll_all.tolist(),
@@ -221,7 +225,7 @@ def evaluate_image_command(
 ) -> None:
     """``pyro-draw evaluate CHECKPOINT``: IWAE log-likelihood, ELBO and Pareto k̂ per example."""
     model, guide = spec.restore(checkpoint, options.device)
-    dataset = options.dataset or checkpoint.record.dataset
+    dataset = options.dataset_of(checkpoint.record)
     data = load_images(dataset, options.split, data_dir=options.data_dir, download=options.download)
     result = evaluate_split(
         model.model,
@@ -237,7 +241,12 @@ def evaluate_image_command(
     )
     result.update(checkpoint=str(checkpoint.path), step=checkpoint.step)
     name = f"eval_{dataset}_{options.split}_K{options.iwae_samples}.json"
-    path = options.json_path(checkpoint.path, name)
+    write_evaluation(result, options.json_path(checkpoint.path, name), format_summary(result))
+
+
+def write_evaluation(result: dict[str, Any], path: Path, summary: str) -> None:
+    """What every ``pyro-draw evaluate`` ends with: ``result`` written as JSON to ``path``, then
+    ``summary`` and the path printed."""
     write_json(result, path)
-    print(format_summary(result))
+    print(summary)
     print(f"wrote {path}")

@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from inference.checkpoint import RunRecord
+
 T = TypeVar("T")
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "DataOptions",
     "EvaluateOptions",
     "RunOptions",
+    "SplitOptions",
     "add_options",
     "check_options",
     "given_options",
@@ -341,13 +344,29 @@ class CheckpointOptions(DataOptions):
 
     out: str | None = option(None, "output folder", default_text="next to the checkpoint")
 
+    def out_dir(self, checkpoint: Path, subfolder: str | None = None) -> Path:
+        """``--out``, else the checkpoint's folder (or ``subfolder`` of it)."""
+        if self.out:
+            return Path(self.out)
+        return checkpoint.parent / subfolder if subfolder else checkpoint.parent
+
 
 @dataclass
-class EvaluateOptions(CheckpointOptions):
-    """Options of ``pyro-draw evaluate``: which data, how many examples, where the JSON goes."""
+class SplitOptions(CheckpointOptions):
+    """Options of the checkpoint commands that read a split of a dataset."""
 
     dataset: str | None = option(None, "dataset name", default_text="the dataset it was trained on")
     split: str = option("test", "data split", choices=("train", "valid", "test"))
+
+    def dataset_of(self, record: RunRecord) -> Any:
+        """``--dataset``, else the dataset the checkpoint was trained on."""
+        return self.dataset or record.dataset
+
+
+@dataclass
+class EvaluateOptions(SplitOptions):
+    """Options of ``pyro-draw evaluate``: which data, how many examples, where the JSON goes."""
+
     num_examples: int | None = option(
         None, "evaluate a fixed random subset of this size", check=positive, default_text="all"
     )

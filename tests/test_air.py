@@ -20,24 +20,15 @@ from generative.air import (
 from guides.air import AirGuide, build_air, where_means
 from inference.iwae import importance_log_weights
 from inference.nvil import EnumeratedObjective, NVILObjective, make_stop_objective
+from tests.tiny import AIR_TINY
 
-SIZE = 16
-TINY = dict(
-    height=SIZE,
-    width=SIZE,
-    max_steps=3,
-    z_what_size=4,
-    glimpse_size=8,
-    feature_size=16,
-    hidden_size=16,
-    mlp_hidden=16,
-)
+SIZE = AIR_TINY["height"]
 
 
 def tiny(**overrides) -> tuple:
     torch.manual_seed(0)
     pyro.clear_param_store()
-    return build_air(AirConfig(**{**TINY, **overrides}).to_dict())
+    return build_air(AirConfig(**{**AIR_TINY, **overrides}).to_dict())
 
 
 def blobs(n: int, seed: int = 0) -> torch.Tensor:

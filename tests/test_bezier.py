@@ -219,13 +219,13 @@ def test_render_equals_composition_of_eqs_12_and_13() -> None:
 
 def test_matches_dense_reference_of_benchmark() -> None:
     """Values and gradients equal the dense (B, K, H, W, S) reference of the renderer benchmark."""
-    from benchmarks.references.renderer import dense_render, make_inputs, ours_render
+    from benchmarks.references.renderer import Inputs, dense_render, make_inputs, ours_render
 
     inputs = make_inputs(2, 3, 5, seed=4, dtype=torch.float64)
     leaves_d = [t.clone().requires_grad_() for t in inputs]
     leaves_o = [t.clone().requires_grad_() for t in inputs]
-    strokes_d, canvas_d = dense_render(*leaves_d, 12, 14, 30, detach_max=False)
-    strokes_o, canvas_o = ours_render(*leaves_o, 12, 14, 30)
+    strokes_d, canvas_d = dense_render(Inputs(*leaves_d), 12, 14, 30, detach_max=False)
+    strokes_o, canvas_o = ours_render(Inputs(*leaves_o), 12, 14, 30)
     torch.testing.assert_close(strokes_o, strokes_d)
     torch.testing.assert_close(canvas_o, canvas_d)
     weights = torch.rand(12, 14, dtype=torch.float64)

@@ -15,20 +15,9 @@ from generative.dood_config import DOOD_CONFIGS, DooDConfig, dood_config
 from guides.dood import DooDGuide
 from inference.nvil import EnumeratedObjective, NVILObjective, make_stop_objective
 from tasks.data.glyphs import generate_glyphs, render_glyphs
+from tests.tiny import tiny_dood
 
-TINY = dict(
-    height=20,
-    width=20,
-    max_strokes=3,
-    glimpse_size=10,
-    hidden_size=32,
-    feature_size=32,
-    mlp_hidden=32,
-    layout_components=2,
-    stroke_components=2,
-    render_points=20,
-    eval_render_points=20,
-)
+TINY = tiny_dood(20, hidden=32, render_points=20)
 
 
 def tiny(**overrides) -> tuple[DooD, DooDGuide]:

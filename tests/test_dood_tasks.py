@@ -25,31 +25,10 @@ from tasks.dood.models import DooDOptions, build_dood, model_config, nvil_lr_gro
 from tasks.families import load_trained
 from tasks.options import RunOptions
 from tasks.training import train
+from tests.tiny import AIR_TINY, tiny_dood
 
 SIZE = 16
-DOOD_TINY = dict(
-    height=SIZE,
-    width=SIZE,
-    max_strokes=3,
-    glimpse_size=8,
-    hidden_size=16,
-    feature_size=16,
-    mlp_hidden=16,
-    layout_components=2,
-    stroke_components=2,
-    render_points=20,
-    eval_render_points=20,
-)
-AIR_TINY = dict(
-    height=SIZE,
-    width=SIZE,
-    max_steps=3,
-    z_what_size=4,
-    glimpse_size=8,
-    feature_size=16,
-    hidden_size=16,
-    mlp_hidden=16,
-)
+DOOD_TINY = tiny_dood(SIZE, hidden=16, render_points=20)
 NUM_VALID = 12
 
 
@@ -152,14 +131,14 @@ def test_checkpoint_commands_write_pictures_and_json(trained, tmp_path) -> None:
     assert "accuracy" in result["stroke_counts"]
 
 
-def test_air_checkpoint_commands(tmp_path, capsys) -> None:
-    torch.manual_seed(0)
-    config = AirConfig(**AIR_TINY, difference=True).to_dict()
-    spec = FAMILY.model("difference-air")
-    model, guide = spec.build(config)
+def _air_checkpoint(tmp_path: Path, name: str) -> tuple[Path, dict]:
+    """An untrained tiny ``name`` ("air" or "difference-air") saved as a checkpoint of a glyphs
+    run, and its model config."""
+    config = AirConfig(**AIR_TINY, difference=name == "difference-air").to_dict()
+    model, guide = FAMILY.model(name).build(config)
     path = save_checkpoint(
         {
-            "model": "difference-air",
+            "model": name,
             "model_config": config,
             "model_state": model.state_dict(),
             "guide_state": guide.state_dict(),
@@ -168,6 +147,13 @@ def test_air_checkpoint_commands(tmp_path, capsys) -> None:
         },
         tmp_path / "air.pt",
     )
+    return path, config
+
+
+def test_air_checkpoint_commands(tmp_path, capsys) -> None:
+    torch.manual_seed(0)
+    path, config = _air_checkpoint(tmp_path, "difference-air")
+    spec = FAMILY.model("difference-air")
     for command, extra in [("reconstruct", ["--num-examples", "2"]), ("sample", [])]:
         extra += ["--num-samples", "3"] if command == "sample" else []  # reconstruct: no samples
         assert tasks.cli.main([command, str(path), "--no-progress", *extra]) == 0, command
@@ -194,19 +180,7 @@ def _refused(argv: list[str]) -> bool:
 
 
 def test_options_a_checkpoint_command_does_not_take_are_refused(tmp_path, capsys) -> None:
-    config = AirConfig(**AIR_TINY, difference=False).to_dict()
-    model, guide = FAMILY.model("air").build(config)
-    path = save_checkpoint(
-        {
-            "model": "air",
-            "model_config": config,
-            "model_state": model.state_dict(),
-            "guide_state": guide.state_dict(),
-            "step": 0,
-            "data": {"dataset": "glyphs"},
-        },
-        tmp_path / "air.pt",
-    )
+    path, _ = _air_checkpoint(tmp_path, "air")
     # an option no reconstruct command takes is unknown (exit 2), one of another model's
     # reconstruct command does not apply (exit 1)
     assert _refused(["reconstruct", str(path), "--num-samples", "3"])

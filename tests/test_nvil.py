@@ -22,21 +22,9 @@ from inference.nvil import (
     _count_log_probs,
     make_stop_objective,
 )
+from tests.tiny import tiny_dood
 
-TINY = dict(
-    height=12,
-    width=12,
-    max_strokes=3,
-    glimpse_size=6,
-    hidden_size=16,
-    feature_size=16,
-    mlp_hidden=16,
-    layout_components=2,
-    stroke_components=2,
-    render_points=12,
-    eval_render_points=12,
-    likelihood_scale=0.3,
-)
+TINY = {**tiny_dood(12, hidden=16, render_points=12), "likelihood_scale": 0.3}
 
 
 @pytest.fixture(autouse=True)

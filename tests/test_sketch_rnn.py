@@ -26,19 +26,10 @@ from guides.sketch_rnn import SketchRNNGuide
 from inference.annealing import AnnealedKLObjective
 from inference.iwae import importance_log_weights
 from tasks.data.stroke_formats import pad_batch, to_stroke3
+from tests.tiny import tiny_sketch_rnn
 
 N_MAX = 12
-TINY = SketchRNNConfig(
-    enc_hidden=8,
-    dec_hidden=16,
-    z_dim=4,
-    num_mixtures=3,
-    cell="lstm",
-    recurrent_dropout=0.0,
-    max_length=N_MAX,
-    hyper_hidden=8,
-    hyper_embedding=4,
-)
+TINY = tiny_sketch_rnn(max_length=N_MAX, hyper_hidden=8, hyper_embedding=4)
 
 
 def _pair(config: SketchRNNConfig = TINY, seed: int = 0):

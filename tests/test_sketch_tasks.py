@@ -31,23 +31,14 @@ from tasks.sketch_rnn.latent import analogy, interpolate, interpolate_grid, reco
 from tasks.sketch_rnn.pictures import write_sketch_pictures
 from tasks.sketch_rnn.sampling import encode
 from tasks.sketch_rnn.svg import check_stroke3
+from tests.tiny import tiny_sketch_rnn
 
 N_MAX = 16
 SCALE = 7.5
 
 
 def _config(conditional: bool = True) -> SketchRNNConfig:
-    return SketchRNNConfig(
-        enc_hidden=8,
-        dec_hidden=16,
-        z_dim=4,
-        num_mixtures=3,
-        cell="lstm",
-        recurrent_dropout=0.0,
-        conditional=conditional,
-        max_length=N_MAX,
-        scale_factor=SCALE,
-    )
+    return tiny_sketch_rnn(conditional=conditional, max_length=N_MAX, scale_factor=SCALE)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from benchmarks.references.renderer import dense_render
+from benchmarks.references.renderer import Inputs, dense_render
 from generative.distributions import AbsorbingBernoulli
 from generative.dood import DooD
 from generative.stn import glimpse
@@ -131,7 +131,6 @@ def dense_render_strokes(
     n = flat.shape[0]
     sig = torch.as_tensor(sigma, dtype=flat.dtype).expand(lead).reshape(n, 1)
     om0 = torch.as_tensor(omega0, dtype=flat.dtype).expand(lead).reshape(n, 1)
-    images, _ = dense_render(
-        flat, sig, om0, flat.new_ones(n), height, width, num_points, detach_max=False
-    )
+    inputs = Inputs(flat, sig, om0, flat.new_ones(n))
+    images, _ = dense_render(inputs, height, width, num_points, detach_max=False)
     return images.reshape(*lead, height, width)

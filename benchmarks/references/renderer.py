@@ -17,10 +17,13 @@ columns, ``σ²`` as in Eq. 11, where the official code uses ``h / res``, ``x`` 
 :func:`generative.bezier.compose_canvas` on the same inputs (separable Gaussian: ``Σ_n`` as an
 ``(H × S) @ (S × W)`` matmul per stroke, fused backward, Eqs. 12–13 as one scalar multiply);
 :func:`separable_autograd_render` is the same separable computation through generic autograd ops
-only. :func:`make_inputs` draws random strokes of DooD-like size.
+only. All three render the strokes of one :class:`Inputs`; :func:`make_inputs` draws random
+strokes of DooD-like size.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -43,7 +46,14 @@ __all__ = [
     "separable_autograd_render",
 ]
 
-Inputs = tuple[Tensor, Tensor, Tensor, Tensor]  # control points, sigma, omega0, omega1
+
+class Inputs(NamedTuple):
+    """A batch of ``K`` strokes per image, what every renderer here draws."""
+
+    control_points: Tensor  # (B, K, J, 2)
+    sigma: Tensor  # (B, K)
+    omega0: Tensor  # (B, K)
+    omega1: Tensor  # (B,)
 
 
 def official_bezier_curve(control_points: Tensor, num_points: int) -> Tensor:
@@ -62,22 +72,14 @@ def official_bezier_curve(control_points: Tensor, num_points: int) -> Tensor:
 
 
 def dense_render(
-    control_points: Tensor,
-    sigma: Tensor,
-    omega0: Tensor,
-    omega1: Tensor,
-    height: int,
-    width: int,
-    num_points: int = 100,
-    *,
-    detach_max: bool = True,
+    inputs: Inputs, height: int, width: int, num_points: int = 100, *, detach_max: bool = True
 ) -> tuple[Tensor, Tensor]:
     """The official dense renderer (module docstring): ``(strokes (B, K, H, W), canvas (B, H, W))``.
 
-    ``control_points`` ``(B, K, J, 2)``, ``sigma`` / ``omega0`` ``(B, K)``, ``omega1`` ``(B,)``.
     ``detach_max=True`` divides by the detached per-stroke max as the official ``safe_div``
     does; ``False`` lets the gradient flow through the max (Eq. 12 as written).
     """
+    control_points, sigma, omega0, omega1 = inputs
     batch, strokes = control_points.shape[:2]
     curve = official_bezier_curve(control_points, num_points).reshape(-1, 2, num_points)
     n = curve.shape[0]
@@ -102,29 +104,19 @@ def dense_render(
 
 
 def ours_render(
-    control_points: Tensor,
-    sigma: Tensor,
-    omega0: Tensor,
-    omega1: Tensor,
-    height: int,
-    width: int,
-    num_points: int = 100,
+    inputs: Inputs, height: int, width: int, num_points: int = 100
 ) -> tuple[Tensor, Tensor]:
     """This project's renderer on the same inputs as :func:`dense_render`."""
+    control_points, sigma, omega0, omega1 = inputs
     images = render_strokes(control_points, sigma, omega0, height, width, num_points)
     return images, compose_canvas(images, omega1)
 
 
 def separable_autograd_render(
-    control_points: Tensor,
-    sigma: Tensor,
-    omega0: Tensor,
-    omega1: Tensor,
-    height: int,
-    width: int,
-    num_points: int = 100,
+    inputs: Inputs, height: int, width: int, num_points: int = 100
 ) -> tuple[Tensor, Tensor]:
     """The separable computation of ours written with generic autograd ops only."""
+    control_points, sigma, omega0, omega1 = inputs
     curve = bezier_points(control_points, num_points)
     inv_var = sigma.pow(-2)[..., None, None]
     cols = pixel_centres(width, dtype=curve.dtype)
@@ -146,4 +138,4 @@ def make_inputs(
     sigma = 0.03 + 0.04 * torch.rand(batch, strokes, generator=gen, dtype=dtype)
     omega0 = 0.2 + 0.5 * torch.rand(batch, strokes, generator=gen, dtype=dtype)
     omega1 = 0.2 + 0.5 * torch.rand(batch, generator=gen, dtype=dtype)
-    return cp, sigma, omega0, omega1
+    return Inputs(cp, sigma, omega0, omega1)

@@ -78,7 +78,7 @@ def sample_command(spec: ModelSpec, checkpoint: Checkpoint, options: CheckpointO
     """``pyro-draw sample CHECKPOINT``: a PNG filmstrip of one greedy game (start drawn from
     ``--seed``) with the glimpse boxes."""
     agent, _ = spec.restore(checkpoint, options.device)
-    out = Path(options.out) if options.out else checkpoint.path.parent
+    out = options.out_dir(checkpoint.path)
     path, reward = save_filmstrip(
         agent, out / f"catch_episode_seed{options.seed}.png", seed=options.seed
     )

@@ -7,6 +7,8 @@ protocol), so a resumed run sees exactly the batches of an uninterrupted one:
 * :class:`StrokeBatches` — padded stroke-5 batches of stroke data (sketch-rnn), optionally
   augmented (:func:`tasks.data.stroke_formats.augment`);
 * :class:`ClutteredBatches` — (cluttered) translated MNIST generated on the fly (RAM).
+
+All three visit their examples epoch by epoch in seeded permutations (:class:`EpochBatches`).
 """
 
 from __future__ import annotations
@@ -25,10 +27,39 @@ from .paths import DataDir
 from .stroke_formats import RANDOM_SCALE, augment, pad_batch
 from .strokes import StrokeData
 
-__all__ = ["ClutteredBatches", "ImageBatches", "StrokeBatches"]
+__all__ = ["ClutteredBatches", "EpochBatches", "ImageBatches", "StrokeBatches"]
 
 
-class ImageBatches:
+class EpochBatches:
+    """Batches of ``batch_size`` of ``num_examples`` examples, epoch by epoch: epoch ``e``
+    visits them in a permutation seeded by :meth:`permutation_seed` ``(e)``, and the ragged tail
+    is dropped."""
+
+    def __init__(self, num_examples: int, batch_size: int, seed: int):
+        self.num_examples, self.batch_size, self.seed = num_examples, batch_size, seed
+        self.batches_per_epoch = num_examples // batch_size
+        self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
+
+    def permutation_seed(self, epoch: int) -> int:
+        return self.seed * 1_000_003 + epoch
+
+    def _permutation(self, epoch: int) -> Tensor:
+        if epoch != self._perm_epoch:
+            gen = torch.Generator().manual_seed(self.permutation_seed(epoch))
+            self._perm = torch.randperm(self.num_examples, generator=gen)
+            self._perm_epoch = epoch
+        return self._perm
+
+    def epoch(self, step: int) -> float:
+        return step / self.batches_per_epoch
+
+    def indices(self, step: int) -> Tensor:
+        """Indices of the examples of the batch at ``step``."""
+        epoch, index = divmod(step, self.batches_per_epoch)
+        return self._permutation(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
+
+
+class ImageBatches(EpochBatches):
     """Shuffled mini-batches of an image tensor, epoch by epoch, reproducible from ``seed``.
 
     With ``dynamic_binarization`` every batch is resampled as ``Bernoulli(x)`` from a generator
@@ -40,31 +71,19 @@ class ImageBatches:
     ):
         if batch_size > len(images):
             raise ValueError(f"batch size {batch_size} exceeds the {len(images)} training images")
-        self.images, self.batch_size, self.seed = images, batch_size, seed
+        super().__init__(len(images), batch_size, seed)
+        self.images = images
         self.dynamic_binarization = dynamic_binarization
-        self.batches_per_epoch = len(images) // batch_size  # the ragged tail is dropped
-        self._perm_epoch, self._perm = -1, None
-
-    def _permutation(self, epoch: int) -> Tensor:
-        if epoch != self._perm_epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm, self._perm_epoch = torch.randperm(len(self.images), generator=gen), epoch
-        return self._perm
-
-    def epoch(self, step: int) -> float:
-        return step / self.batches_per_epoch
 
     def batch(self, step: int) -> tuple[Tensor]:
-        epoch, index = divmod(step, self.batches_per_epoch)
-        idx = self._permutation(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
-        x = self.images[idx]
+        x = self.images[self.indices(step)]
         if self.dynamic_binarization:
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + 7919 * step + 1)
             x = torch.bernoulli(x, generator=gen)
         return (x,)
 
 
-class StrokeBatches:
+class StrokeBatches(EpochBatches):
     """Shuffled mini-batches ``(x5 (B, N_max + 1, 5) float32, lengths (B,) int64)`` of stroke
     data, a deterministic function of the step (like :class:`ImageBatches`).
 
@@ -97,25 +116,8 @@ class StrokeBatches:
                 f"StrokeBatches: a sequence has {longest} points, more than max_length="
                 f"{self.max_length}"
             )
-        self.batch_size, self.seed = batch_size, seed
+        super().__init__(len(self.sequences), batch_size, seed)
         self.augment, self.random_scale = augment, random_scale
-        self.batches_per_epoch = len(self.sequences) // batch_size
-        self._perm_epoch, self._perm = -1, None
-
-    def _permutation(self, epoch: int) -> Tensor:
-        if epoch != self._perm_epoch:
-            gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm = torch.randperm(len(self.sequences), generator=gen)
-            self._perm_epoch = epoch
-        return self._perm
-
-    def epoch(self, step: int) -> float:
-        return step / self.batches_per_epoch
-
-    def indices(self, step: int) -> Tensor:
-        """Indices into the sequences of the batch at ``step``."""
-        epoch, index = divmod(step, self.batches_per_epoch)
-        return self._permutation(epoch)[index * self.batch_size : (index + 1) * self.batch_size]
 
     def rng(self, step: int) -> np.random.Generator:
         """The augmentation generator of ``step`` (seeded by ``(seed, step)``)."""
@@ -128,7 +130,7 @@ class StrokeBatches:
         return pad_batch(chosen, self.max_length)
 
 
-class ClutteredBatches:
+class ClutteredBatches(EpochBatches):
     """On-the-fly (cluttered) translated MNIST mini-batches, a deterministic function of the step.
 
     Every epoch visits each source digit at most once (the ragged tail is dropped), in a
@@ -162,10 +164,9 @@ class ClutteredBatches:
                 f"batch size: expected 1..{digits.shape[0]} (the number of digits), "
                 f"found {batch_size}"
             )
-        self.digits, self.labels, self.batch_size, self.seed = digits, labels, batch_size, seed
+        super().__init__(digits.shape[0], batch_size, seed)
+        self.digits, self.labels = digits, labels
         self.canvas, self.num_clutter, self.clutter_size = canvas, num_clutter, clutter_size
-        self.batches_per_epoch = digits.shape[0] // batch_size  # the ragged tail is dropped
-        self._perm_epoch, self._perm = -1, torch.empty(0, dtype=torch.int64)
         # Fail now rather than at the first batch if the configuration is impossible.
         self._layout(torch.zeros(1, dtype=torch.int64), torch.Generator().manual_seed(0))
 
@@ -207,20 +208,8 @@ class ClutteredBatches:
             generator=generator,
         )
 
-    def _permutation(self, epoch: int) -> Tensor:
-        if epoch != self._perm_epoch:
-            gen = torch.Generator().manual_seed(derive_seed("cluttered_batches", self.seed, epoch))
-            self._perm = torch.randperm(self.digits.shape[0], generator=gen)
-            self._perm_epoch = epoch
-        return self._perm
-
-    def epoch(self, step: int) -> float:
-        return step / self.batches_per_epoch
-
-    def indices(self, step: int) -> Tensor:
-        """Source-digit indices of the batch of ``step``."""
-        epoch, i = divmod(step, self.batches_per_epoch)
-        return self._permutation(epoch)[i * self.batch_size : (i + 1) * self.batch_size]
+    def permutation_seed(self, epoch: int) -> int:
+        return derive_seed("cluttered_batches", self.seed, epoch)
 
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         index = self.indices(step)

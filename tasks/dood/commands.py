@@ -11,13 +11,13 @@ from pathlib import Path
 
 from inference.checkpoint import Checkpoint
 from tasks.data.core import ImageData
-from tasks.dood.data import PARTIAL_REGIONS, load_dood_images
+from tasks.dood.data import PARTIAL_REGIONS, checkpoint_images
 from tasks.dood.evaluate import evaluate_dood, format_dood_summary
 from tasks.dood.models import PAPER_IWAE_SAMPLES
 from tasks.dood.pictures import write_completions, write_reconstructions, write_samples
+from tasks.evaluate import ImageEvaluateOptions, write_evaluation
 from tasks.family import ModelSpec
-from tasks.options import CheckpointOptions, EvaluateOptions, option, positive
-from tasks.results import write_json
+from tasks.options import CheckpointOptions, SplitOptions, option, positive
 
 __all__ = [
     "CompleteOptions",
@@ -31,23 +31,26 @@ __all__ = [
 ]
 
 
-def _as_list(value: float | list[float] | None) -> list[float] | None:
-    return [value] if isinstance(value, int | float) else value
+class _TemperatureList:
+    """For options with ``temperature`` (a list): one number given in Python becomes a list."""
+
+    def __post_init__(self) -> None:
+        value = self.temperature  # type: ignore[has-type]
+        if isinstance(value, int | float):
+            self.temperature = [value]
+        super().__post_init__()  # type: ignore[misc]
 
 
 @dataclass
-class DooDEvaluateOptions(EvaluateOptions):
-    """``pyro-draw evaluate`` of a DooD/AIR checkpoint: IWAE with K importance samples and the
-    inferred stroke counts."""
+class DooDEvaluateOptions(ImageEvaluateOptions):
+    """``pyro-draw evaluate`` of a DooD/AIR checkpoint: IWAE with K importance samples (the
+    paper's K by default) and the inferred stroke counts."""
 
     iwae_samples: int = option(PAPER_IWAE_SAMPLES, "importance samples K", check=positive)
-    chunk_size: int | None = option(
-        None, "particles per chunk", check=positive, default_text="bounded by memory"
-    )
 
 
 @dataclass
-class SampleOptions(CheckpointOptions):
+class SampleOptions(_TemperatureList, CheckpointOptions):
     """``pyro-draw sample`` of a DooD/AIR checkpoint."""
 
     num_samples: int = option(50, "samples per temperature", check=positive)
@@ -59,22 +62,16 @@ class SampleOptions(CheckpointOptions):
         default_text="DooD 1.0 0.5",
     )
 
-    def __post_init__(self) -> None:
-        self.temperature = _as_list(self.temperature)
-        super().__post_init__()
-
 
 @dataclass
-class ReconstructOptions(CheckpointOptions):
+class ReconstructOptions(SplitOptions):
     """``pyro-draw reconstruct`` of a DooD/AIR checkpoint: step-by-step reconstructions."""
 
-    dataset: str | None = option(None, "dataset name", default_text="the dataset it was trained on")
-    split: str = option("test", "data split", choices=("train", "valid", "test"))
     num_examples: int = option(8, "images to reconstruct", check=positive)
 
 
 @dataclass
-class CompleteOptions(ReconstructOptions):
+class CompleteOptions(_TemperatureList, ReconstructOptions):
     """``pyro-draw complete`` of a DooD checkpoint: completions of partial drawings."""
 
     num_examples: int = option(6, "partial drawings to complete", check=positive)
@@ -87,26 +84,14 @@ class CompleteOptions(ReconstructOptions):
         default_text="strokes on glyphs, top elsewhere",
     )
 
-    def __post_init__(self) -> None:
-        self.temperature = _as_list(self.temperature)
-        super().__post_init__()
-
 
 def _out_dir(options: CheckpointOptions, checkpoint: Checkpoint) -> Path:
-    return Path(options.out) if options.out else checkpoint.path.parent
+    return options.out_dir(checkpoint.path)
 
 
-def _data(
-    options: EvaluateOptions | ReconstructOptions, checkpoint: Checkpoint, num: int | None
-) -> ImageData:
-    return load_dood_images(
-        options.dataset or checkpoint.record.dataset,
-        options.split,
-        size=int(checkpoint.model_config["height"]),
-        num_examples=num,
-        seed=options.seed,
-        data_dir=options.data_dir,
-        download=options.download,
+def _data(options: SplitOptions, checkpoint: Checkpoint, num: int | None) -> ImageData:
+    return checkpoint_images(
+        checkpoint, options, dataset=options.dataset, split=options.split, num_examples=num
     )
 
 
@@ -134,10 +119,7 @@ def evaluate_command(spec: ModelSpec, checkpoint: Checkpoint, options: DooDEvalu
         step=checkpoint.step,
     )
     name = f"eval_{data.name}_{options.split}_K{options.iwae_samples}.json"
-    path = options.json_path(checkpoint.path, name)
-    write_json(result, path)
-    print(format_dood_summary(result))
-    print(f"wrote {path}")
+    write_evaluation(result, options.json_path(checkpoint.path, name), format_dood_summary(result))
 
 
 def sample_command(spec: ModelSpec, checkpoint: Checkpoint, options: SampleOptions) -> None:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from generative.dood import DooD
+from generative.traces import stack_sites
 from guides.dood import DooDGuide
 
 __all__ = ["complete_drawings"]
@@ -17,10 +18,7 @@ __all__ = ["complete_drawings"]
 def _inferred_latents(guide: DooDGuide, partial: Tensor, steps: int) -> dict[str, Tensor]:
     """One guide sample of ``z_pres``, ``z_where``, ``z_what`` per image, stacked over steps."""
     trace = poutine.trace(guide.guide).get_trace(partial)
-    return {
-        key: torch.stack([trace.nodes[f"{key}_{t}"]["value"] for t in range(steps)], 1)
-        for key in ("z_pres", "z_where", "z_what")
-    }
+    return stack_sites(trace, steps, {key: key for key in ("z_pres", "z_where", "z_what")})
 
 
 def _unroll(
@@ -89,7 +87,7 @@ def complete_drawings(
         raise ValueError(f"num_samples must be >= 1, found {num_samples}")
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, found {temperature}")
-    model._check_images(partial)
+    model.check_images(partial)
     with torch.no_grad(), pyro.validation_enabled(False):
         given = _inferred_latents(guide, partial, model.config.max_strokes)
         num_given = given["z_pres"].sum(1).round().long()

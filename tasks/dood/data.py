@@ -16,11 +16,20 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from inference.checkpoint import Checkpoint
 from tasks.data.core import DataError, ImageData, check_split
 from tasks.data.glyphs import load_glyphs, render_glyphs
 from tasks.data.images50 import load_images50
+from tasks.options import DataOptions
 
-__all__ = ["DATASETS", "PARTIAL_REGIONS", "canonical_dataset", "load_dood_images", "partial_images"]
+__all__ = [
+    "DATASETS",
+    "PARTIAL_REGIONS",
+    "canonical_dataset",
+    "checkpoint_images",
+    "load_dood_images",
+    "partial_images",
+]
 
 # The paper's datasets (appendix A) by their names here; emnist/kmnist raise an informative
 # DataError (not available in this project, see tasks.data.images50).
@@ -77,6 +86,28 @@ def load_dood_images(
     info.pop("binarization_seed", None)
     info["binarization_note"] = "grey values in [0, 1], ink = 1, used directly (Laplace likelihood)"
     return ImageData("glyphs", split, images, None, "none", info, data.extras)
+
+
+def checkpoint_images(
+    checkpoint: Checkpoint,
+    options: DataOptions,
+    *,
+    dataset: str | None,
+    split: str,
+    num_examples: int | None,
+) -> ImageData:
+    """The images a checkpoint's command reads, at the model's image size: ``dataset`` or the
+    dataset the checkpoint was trained on, ``num_examples`` of it (seeded by ``options.seed``),
+    files found through ``options``."""
+    return load_dood_images(
+        dataset or checkpoint.record.dataset,
+        split,
+        size=int(checkpoint.model_config["height"]),
+        num_examples=num_examples,
+        seed=options.seed,
+        data_dir=options.data_dir,
+        download=options.download,
+    )
 
 
 def partial_images(data: ImageData, region: str | None, num: int) -> tuple[Tensor, str]:

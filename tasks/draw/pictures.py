@@ -87,7 +87,7 @@ def sample_command(spec: ModelSpec, checkpoint: Checkpoint, options: SampleOptio
             download=options.download,
         )
         reference = data.images
-    out = Path(options.out) if options.out else checkpoint.path.parent
+    out = options.out_dir(checkpoint.path)
     for path in write_pictures(
         model,
         out,

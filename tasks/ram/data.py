@@ -14,14 +14,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from inference.checkpoint import Checkpoint
 from tasks.data.batches import ClutteredBatches
 from tasks.data.cluttered_sets import CLUTTERED_NAMES, CLUTTERED_SPECS, load_cluttered
 from tasks.data.core import DataError, ImageData, check_split
 from tasks.data.mnist import mnist_split_arrays, subset_indices
+from tasks.options import SplitOptions
 
 __all__ = [
     "CLASSIFICATION_DATASETS",
     "check_dataset",
+    "checkpoint_split",
     "classification_batches",
     "load_classification_split",
 ]
@@ -114,3 +117,19 @@ def load_classification_split(
     extras = {"index": torch.arange(total) if index is None else index}
     label_t = torch.from_numpy(labels[rows].astype(np.int64))
     return ImageData("mnist", split, images, label_t, "none", info, extras)
+
+
+def checkpoint_split(
+    checkpoint: Checkpoint, options: SplitOptions, num_examples: int | None
+) -> ImageData:
+    """The labelled split a checkpoint command reads: ``--split`` of ``--dataset`` or of the
+    dataset the checkpoint was trained on, ``num_examples`` of it (seeded by ``--seed``; the
+    default subset if ``None``), files found through ``--data-dir`` and ``--download``."""
+    return load_classification_split(
+        options.dataset_of(checkpoint.record),
+        options.split,
+        num_examples=num_examples,
+        seed=options.seed,
+        data_dir=options.data_dir,
+        download=options.download,
+    )

@@ -20,10 +20,10 @@ from torch import Tensor, nn
 from generative.ram import RAM
 from inference.checkpoint import Checkpoint
 from tasks.data.core import ImageData
+from tasks.evaluate import write_evaluation
 from tasks.family import ModelSpec
 from tasks.options import EvaluateOptions, option, positive
-from tasks.ram.data import load_classification_split
-from tasks.results import write_json
+from tasks.ram.data import checkpoint_split
 
 __all__ = [
     "RAMEvaluateOptions",
@@ -151,20 +151,12 @@ def evaluate_command(spec: ModelSpec, checkpoint: Checkpoint, options: EvaluateO
     """``pyro-draw evaluate CHECKPOINT``: the test error of a classifier on a split (for RAM
     also along the mean path and averaged over ``--location-samples`` sampled paths)."""
     model, _ = spec.restore(checkpoint, options.device)
-    dataset = options.dataset or checkpoint.record.dataset
-    data = load_classification_split(
-        dataset,
-        options.split,
-        num_examples=options.num_examples,
-        seed=options.seed,
-        data_dir=options.data_dir,
-        download=options.download,
-    )
+    data = checkpoint_split(checkpoint, options, options.num_examples)
     paths = options.location_samples if isinstance(options, RAMEvaluateOptions) else 1
     result = {
         "model": checkpoint.model,
         "config_name": checkpoint.record.config_name,
-        "dataset": dataset,
+        "dataset": data.name,
         "split": options.split,
         "step": checkpoint.step,
         "checkpoint": str(checkpoint.path),
@@ -177,7 +169,5 @@ def evaluate_command(spec: ModelSpec, checkpoint: Checkpoint, options: EvaluateO
             seed=options.seed,
         ),
     }
-    path = options.json_path(checkpoint.path, f"eval_{dataset}_{options.split}.json")
-    write_json(result, path)
-    print(format_classification_summary(result))
-    print(f"wrote {path}")
+    path = options.json_path(checkpoint.path, f"eval_{data.name}_{options.split}.json")
+    write_evaluation(result, path, format_classification_summary(result))

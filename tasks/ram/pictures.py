@@ -18,8 +18,8 @@ from generative.ram import DRAM, RAM
 from inference.checkpoint import Checkpoint
 from tasks.family import ModelSpec
 from tasks.figures import save_generation_sequences
-from tasks.options import CheckpointOptions, option, positive
-from tasks.ram.data import load_classification_split
+from tasks.options import SplitOptions, option, positive
+from tasks.ram.data import checkpoint_split
 
 __all__ = [
     "AttentionSampleOptions",
@@ -159,12 +159,10 @@ def write_attention_figure(
 
 
 @dataclass
-class AttentionSampleOptions(CheckpointOptions):
+class AttentionSampleOptions(SplitOptions):
     """Options of ``pyro-draw sample`` for RAM and DRAM checkpoints: the attention figure of a
     few images of a split."""
 
-    dataset: str | None = option(None, "dataset name", default_text="the dataset it was trained on")
-    split: str = option("test", "data split", choices=("train", "valid", "test"))
     num_sequences: int = option(6, "images (rows) of the attention figure", check=positive)
 
 
@@ -174,21 +172,13 @@ def sample_command(
     """``pyro-draw sample CHECKPOINT``: ``glimpses_<dataset>_<split>.png`` (RAM: glimpse paths
     along the policy mean; DRAM: its read windows)."""
     model, _ = spec.restore(checkpoint, options.device)
-    dataset = options.dataset or checkpoint.record.dataset
-    data = load_classification_split(
-        dataset,
-        options.split,
-        num_examples=options.num_sequences,
-        seed=options.seed,
-        data_dir=options.data_dir,
-        download=options.download,
-    )
-    out = Path(options.out) if options.out else checkpoint.path.parent
+    data = checkpoint_split(checkpoint, options, options.num_sequences)
+    out = options.out_dir(checkpoint.path)
     path = write_attention_figure(
         model,
         data.images.to(options.device),
         data.labels,
-        out / f"glimpses_{dataset}_{options.split}.png",
+        out / f"glimpses_{data.name}_{options.split}.png",
         seed=options.seed,
     )
     print(f"wrote {path}")

@@ -21,7 +21,7 @@ from inference.checkpoint import Checkpoint
 from tasks.data.core import DataError
 from tasks.data.strokes import StrokeData
 from tasks.family import ModelSpec
-from tasks.options import CheckpointOptions, non_negative, option, positive
+from tasks.options import CheckpointOptions, SplitOptions, non_negative, option, positive
 from tasks.sketch_rnn.data import checkpoint_data
 from tasks.sketch_rnn.figures import save_sketch_grid
 from tasks.sketch_rnn.latent import analogy
@@ -66,13 +66,12 @@ def _temperature(default: Sequence[float], text: str) -> Any:
 
 
 @dataclass
-class SketchDataOptions(CheckpointOptions):
+class SketchDataOptions(SplitOptions):
     """The data of a sketch-rnn checkpoint command."""
 
     dataset: str | None = option(
         None, "stroke dataset name", default_text="the dataset it was trained on"
     )
-    split: str = option("test", "data split", choices=("train", "valid", "test"))
     sketch_indices: list[int] | None = option(
         None,
         "use these sketches of the split",
@@ -142,7 +141,7 @@ class SketchSampleOptions(CheckpointOptions):
 
 
 def _out_dir(checkpoint: Checkpoint, options: CheckpointOptions) -> Path:
-    return Path(options.out) if options.out else checkpoint.path.parent / "pictures"
+    return options.out_dir(checkpoint.path, "pictures")
 
 
 def _load(

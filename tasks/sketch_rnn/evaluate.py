@@ -11,7 +11,6 @@ checkpoint is :func:`evaluate_command`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +25,9 @@ from inference.annealing import loss_terms
 from inference.checkpoint import Checkpoint
 from tasks.data.stroke_formats import pad_batch
 from tasks.data.strokes import StrokeData
-from tasks.evaluate import evaluate_log_likelihood
+from tasks.evaluate import evaluate_log_likelihood, stderr, write_evaluation
 from tasks.family import ModelSpec
 from tasks.options import EvaluateOptions, non_negative, option
-from tasks.results import write_json
 from tasks.sketch_rnn.data import checkpoint_data, subset
 
 __all__ = [
@@ -42,10 +40,6 @@ __all__ = [
 
 #: floats held by one evaluation chunk (decoder activations), bounding IWAE memory (~200 MB)
 _EVAL_FLOATS = 50_000_000
-
-
-def _stderr(values: np.ndarray) -> float:
-    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else math.nan
 
 
 def sketch_losses(
@@ -104,9 +98,9 @@ def evaluate_sketch_split(
         "scale_factor": c.scale_factor,
         "w_kl": w_kl,
         "L_R": float(losses["L_R"].mean()),
-        "L_R_stderr": _stderr(losses["L_R"]),
+        "L_R_stderr": stderr(losses["L_R"]),
         "L_KL": float(losses["L_KL"].mean()),
-        "L_KL_stderr": _stderr(losses["L_KL"]),
+        "L_KL_stderr": stderr(losses["L_KL"]),
         "loss": float((losses["L_R"] + w_kl * losses["L_KL"]).mean()),
         "elbo_nats_per_sketch": float(losses["elbo"].mean()),
         "units": "offsets divided by scale_factor; L_R, L_KL per N_max and N_z (Eqs. 9-10)",
@@ -186,6 +180,4 @@ def evaluate_command(
     path = options.json_path(
         checkpoint.path, f"eval_{name}_{options.split}_K{options.iwae_samples}.json"
     )
-    write_json(result, path)
-    print(format_sketch_summary(result))
-    print(f"wrote {path}")
+    write_evaluation(result, path, format_sketch_summary(result))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -34,8 +34,10 @@ from tasks.sketch_rnn.svg import (
     FONT_PX,
     Cell,
     GridLayout,
+    LineStyle,
     check_cells,
     check_labels,
+    grid_cells,
     grid_svg,
     sketch_bounds,
     square_side,
@@ -85,25 +87,14 @@ def draw_sketch(
     seq3: ArrayLike,
     *,
     linewidth: float = 1.5,
-    color: str = "black",
-    color_by_stroke: bool = False,
-    cmap: str = DEFAULT_CMAP,
-    prefix_points: int = 0,
-    prefix_color: str = "red",
     margin: float = DEFAULT_MARGIN,
     side: float | None = None,
+    **style: Unpack[LineStyle],
 ) -> None:
-    """Draw a sketch on ``ax``: one line collection (pen-up gaps respected), equal scales,
-    ``y`` down, limits the square view box of :func:`sketch_to_svg` (or of side ``side``)."""
-    lines = styled_lines(
-        seq3,
-        color=color,
-        color_by_stroke=color_by_stroke,
-        cmap=cmap,
-        prefix_points=prefix_points,
-        prefix_color=prefix_color,
-    )
-    _draw_lines(ax, lines, linewidth)
+    """Draw a sketch on ``ax`` in ``style``: one line collection (pen-up gaps respected), equal
+    scales, ``y`` down, limits the square view box of :func:`sketch_to_svg` (or of side
+    ``side``)."""
+    _draw_lines(ax, styled_lines(seq3, **style), linewidth)
     vx, vy, vw, vh = view_box(sketch_bounds(seq3), margin, side)
     ax.set_xlim(vx, vx + vw)
     ax.set_ylim(vy + vh, vy)  # y down
@@ -227,15 +218,10 @@ def _grid_png(
     ax.set_ylim(layout.height, 0)
     ax.set_axis_off()
     lines: list[tuple[np.ndarray, str]] = []
-    for r, row in enumerate(rows):
-        for c, s in enumerate(row):
-            if s is None:
-                continue
-            x, y = layout.cell(r, c)
-            vx, vy, vw, _ = view_box(sketch_bounds(s), margin, side)
-            scale = layout.cell_px / vw
-            for pts, col in styled_lines(s, name=f"sketches[{r}][{c}]", **styles[r][c]):  # type: ignore[arg-type]
-                lines.append(((pts - (vx, vy)) * scale + (x, y), col))
+    for (x, y), (vx, vy, vw, _), cell_lines in grid_cells(rows, styles, layout, margin, side):
+        scale = layout.cell_px / vw
+        for pts, col in cell_lines:
+            lines.append(((pts - (vx, vy)) * scale + (x, y), col))
     _draw_lines(ax, lines, linewidth)
     font = FONT_PX * 72 / DPI
     for text, x, y, ha in layout.labels(*labels):

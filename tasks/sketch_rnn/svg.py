@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypedDict, Unpack
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -46,10 +47,12 @@ __all__ = [
     "FONT_PX",
     "Cell",
     "GridLayout",
+    "LineStyle",
     "StyledLine",
     "check_cells",
     "check_labels",
     "check_stroke3",
+    "grid_cells",
     "grid_svg",
     "save_sketch_svg",
     "sketch_bounds",
@@ -64,6 +67,18 @@ __all__ = [
 
 StyledLine = tuple[np.ndarray, str]  # absolute points (n, 2) and a hex colour
 Cell = ArrayLike | None
+
+
+class LineStyle(TypedDict, total=False):
+    """The style keywords of :func:`styled_lines`, taken by every function drawing one sketch
+    (see the module doc; defaults: black, no stroke colouring, no prefix)."""
+
+    color: str
+    color_by_stroke: bool
+    cmap: str
+    prefix_points: int
+    prefix_color: str
+
 
 DEFAULT_MARGIN = 0.08  # fraction of the longer side of the bounding box added on each side
 DEFAULT_CMAP = "viridis"
@@ -261,14 +276,10 @@ def sketch_to_svg(
     size: int = 256,
     margin: float = DEFAULT_MARGIN,
     stroke_width: float = 2.0,
-    color: str = "black",
-    color_by_stroke: bool = False,
-    cmap: str = DEFAULT_CMAP,
-    prefix_points: int = 0,
-    prefix_color: str = "red",
     background: str | None = "white",
+    **style: Unpack[LineStyle],
 ) -> str:
-    """An SVG document (text) of one sketch, ``size`` × ``size`` pixels.
+    """An SVG document (text) of one sketch, ``size`` × ``size`` pixels, drawn in ``style``.
 
     One ``<polyline>`` per stroke in absolute data coordinates (``y`` down); the ``viewBox`` is
     the square around the bounding box (:func:`sketch_bounds`) with ``margin`` × the longer side
@@ -279,14 +290,7 @@ def sketch_to_svg(
         raise ValueError(f"size must be >= 1, found {size}")
     if margin < 0:
         raise ValueError(f"margin must be >= 0, found {margin}")
-    lines = styled_lines(
-        seq3,
-        color=color,
-        color_by_stroke=color_by_stroke,
-        cmap=cmap,
-        prefix_points=prefix_points,
-        prefix_color=prefix_color,
-    )
+    lines = styled_lines(seq3, **style)
     vx, vy, vw, vh = view_box(sketch_bounds(seq3), margin)
     parts = [
         '<?xml version="1.0" encoding="UTF-8"?>',
@@ -370,6 +374,24 @@ class GridLayout:
         return out
 
 
+def grid_cells(
+    rows: list[list[np.ndarray | None]],
+    styles: list[list[dict | None]],
+    layout: GridLayout,
+    margin: float,
+    side: float | None,
+) -> Iterator[tuple[tuple[int, int], tuple[float, float, float, float], list[StyledLine]]]:
+    """Every non-empty cell of a grid, row by row: its top-left pixel, the view box of its
+    sketch (:func:`view_box`) and the sketch's lines in its style (``styles[r][c]``)."""
+    for r, row in enumerate(rows):
+        for c, s in enumerate(row):
+            if s is None:
+                continue
+            box = view_box(sketch_bounds(s), margin, side)
+            lines = styled_lines(s, name=f"sketches[{r}][{c}]", **styles[r][c])  # type: ignore[arg-type]
+            yield layout.cell(r, c), box, lines
+
+
 def grid_svg(
     rows: list[list[np.ndarray | None]],
     styles: list[list[dict | None]],
@@ -388,19 +410,13 @@ def grid_svg(
         f'height="{layout.height}" viewBox="0 0 {layout.width} {layout.height}">',
         f'  <rect x="0" y="0" width="{layout.width}" height="{layout.height}" fill="#ffffff"/>',
     ]
-    for r, row in enumerate(rows):
-        for c, s in enumerate(row):
-            if s is None:
-                continue
-            x, y = layout.cell(r, c)
-            vx, vy, vw, vh = view_box(sketch_bounds(s), margin, side)
-            parts.append(
-                f'  <svg x="{x}" y="{y}" width="{layout.cell_px}" height="{layout.cell_px}" '
-                f'viewBox="{_fmt(vx)} {_fmt(vy)} {_fmt(vw)} {_fmt(vh)}">'
-            )
-            lines = styled_lines(s, name=f"sketches[{r}][{c}]", **styles[r][c])  # type: ignore[arg-type]
-            parts += _svg_polylines(lines, stroke_px, "    ")
-            parts.append("  </svg>")
+    for (x, y), (vx, vy, vw, vh), lines in grid_cells(rows, styles, layout, margin, side):
+        parts.append(
+            f'  <svg x="{x}" y="{y}" width="{layout.cell_px}" height="{layout.cell_px}" '
+            f'viewBox="{_fmt(vx)} {_fmt(vy)} {_fmt(vw)} {_fmt(vh)}">'
+        )
+        parts += _svg_polylines(lines, stroke_px, "    ")
+        parts.append("  </svg>")
     anchors = {"center": "middle", "left": "start"}
     for text, x, y, ha in layout.labels(row_labels, col_labels, title):
         parts.append(
