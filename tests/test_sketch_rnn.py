@@ -470,7 +470,7 @@ def _tiny_run(tmp_path, **run):
     return run_options, options
 
 
-def test_training_task_end_to_end_and_evaluate_command(tmp_path, capsys):
+def test_training_task_end_to_end_and_evaluate_command(tmp_path, capsys, real_data_dir):
     import json
 
     from tasks.cli import main
@@ -527,7 +527,7 @@ def test_training_task_end_to_end_and_evaluate_command(tmp_path, capsys):
     assert code == 1 and "drop --config to continue it" in capsys.readouterr().err
 
 
-def test_old_checkpoint_record_resumes(tmp_path):
+def test_old_checkpoint_record_resumes(tmp_path, real_data_dir):
     """A checkpoint written before the run record (``augment`` top-level) reads into the record
     the plan writes now, so resuming it is not refused."""
     from inference.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
