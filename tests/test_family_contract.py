@@ -41,18 +41,27 @@ def test_a_registered_toy_family_trains_evaluates_and_samples_through_the_cli(
     assert "toy-vae" in families.model_names()
 
 
-def _draw_parameters(out, *extra):
-    args = ["train", "--steps", "3", "--out", str(out), "--threads", "1", *SMALL, *EVAL, *extra]
-    assert main(args) == 0
+def _parameters(out, command, *extra):
+    args = ["train", *command, "--out", str(out), "--threads", "1", "--no-progress", *extra]
+    assert main([*args, "--no-pictures"]) == 0
     return torch.load(out / "checkpoint.pt", weights_only=True)["model_state"]
 
 
-def test_the_same_command_twice_gives_identical_parameters(tmp_path):
-    first = _draw_parameters(tmp_path / "a")
-    second = _draw_parameters(tmp_path / "b")
+DRAW_RUN = ("draw", "--steps", "3", "--num-train", "100", "--batch-size", "20", *EVAL)
+RAM_RUN = ("ram", "--config", "small", "--steps", "3", "--batch-size", "20", "--num-train", "100")
+RAM_RUN += ("--num-valid", "20", "--eval-examples", "20")
+CATCH_RUN = ("ram-catch", "--steps", "2", "--batch-size", "4", "--eval-games", "4")
+
+
+@pytest.mark.parametrize("command", [DRAW_RUN, RAM_RUN, CATCH_RUN], ids=["draw", "ram", "catch"])
+def test_the_same_command_twice_gives_identical_parameters(command, tmp_path, request):
+    if command[0] == "ram":
+        request.getfixturevalue("real_data_dir")  # MNIST digits
+    first = _parameters(tmp_path / "a", command)
+    second = _parameters(tmp_path / "b", command)
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
-    other = _draw_parameters(tmp_path / "c", "--seed", "1")
+    other = _parameters(tmp_path / "c", command, "--seed", "1")
     assert not all(torch.equal(first[k], other[k]) for k in first)
 
 
