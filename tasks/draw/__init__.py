@@ -19,7 +19,7 @@ FAMILY = Family(
     models=(
         ModelSpec(
             name="draw",
-            help="DRAW (default: a small DRAW on glyphs, about two minutes on 2 CPU cores)",
+            help="DRAW (default: a small DRAW on glyphs, about a minute on 2 CPU cores)",
             build=build_draw,
             configs=CONFIG_NAMES,
             default_config="small",
