@@ -4,7 +4,9 @@
   alone trains the small DRAW on glyphs, the quickstart), through :func:`tasks.training.train`;
 * ``pyro-draw evaluate|sample|reconstruct|interpolate|complete CHECKPOINT …`` — the checkpoint is
   read once and the command of its model's family runs; an option that the model's command does
-  not take is an error, not silently ignored.
+  not take is an error, not silently ignored;
+* ``pyro-draw one-shot …`` — the task commands of :mod:`tasks.commands` (not tied to a model
+  family), each with its own options class.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from inference.checkpoint import CheckpointError, read_checkpoint
 from inference.trainer import NonFiniteLossError
 from tasks import families
+from tasks.commands import TASK_COMMANDS, TaskCommand, find_task_command
 from tasks.data import DataError
 from tasks.family import Family, ModelSpec
 from tasks.options import (
@@ -173,6 +176,11 @@ def build_parser() -> argparse.ArgumentParser:
             _add_train_parser(train_sub, family, spec)
     for command in CHECKPOINT_COMMAND_HELP:
         _add_checkpoint_parser(sub, command)
+    for task in TASK_COMMANDS:
+        p = sub.add_parser(
+            task.name, help=task.help, description=task.description, allow_abbrev=False
+        )
+        add_options(p, task.options)
     return parser
 
 
@@ -208,6 +216,12 @@ def _run_checkpoint_command(args: argparse.Namespace) -> None:
     command.run(spec, checkpoint, options)
 
 
+def _run_task_command(task: TaskCommand, args: argparse.Namespace) -> None:
+    options = options_from(task.options, args)
+    prepare_process(options)
+    task.run(options)
+
+
 def _default_train_model(argv: list[str]) -> list[str]:
     """``pyro-draw train [options]`` (no model name) means ``pyro-draw train draw [options]``."""
     if argv and argv[0] == "train" and (len(argv) == 1 or argv[1].startswith("-")):
@@ -220,9 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _default_train_model(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
+    task = find_task_command(args.command)
     try:
         if args.command == "train":
             _train(args, given_options(parser, argv))
+        elif task is not None:
+            _run_task_command(task, args)
         else:
             _run_checkpoint_command(args)
     except (DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:

@@ -1,0 +1,38 @@
+"""Task commands: top-level ``pyro-draw`` sub-commands that are not tied to one model family.
+
+Each is a :class:`TaskCommand` (name, help, an options dataclass built on
+:class:`tasks.options.DataOptions`, and ``run(options)``); :mod:`tasks.cli` generates its parser
+with :func:`tasks.options.add_options` and calls :func:`tasks.training.prepare_process` before
+``run``. A new task adds one line to :data:`TASK_COMMANDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tasks.one_shot import ONE_SHOT_DESCRIPTION, ONE_SHOT_HELP, OneShotOptions, run_one_shot
+
+__all__ = ["TASK_COMMANDS", "TaskCommand", "find_task_command"]
+
+
+@dataclass(frozen=True)
+class TaskCommand:
+    """A top-level command: ``pyro-draw <name> [options]`` runs ``run(options)``."""
+
+    name: str
+    help: str
+    description: str
+    options: type
+    run: Callable[[Any], Any]
+
+
+TASK_COMMANDS: tuple[TaskCommand, ...] = (
+    TaskCommand("one-shot", ONE_SHOT_HELP, ONE_SHOT_DESCRIPTION, OneShotOptions, run_one_shot),
+)
+
+
+def find_task_command(name: str) -> TaskCommand | None:
+    """The task command called ``name`` (``None`` if there is none)."""
+    return next((command for command in TASK_COMMANDS if command.name == name), None)

@@ -1,0 +1,33 @@
+"""Omniglot one-shot classification (Lake et al. 2015; DooD, Liang et al. 2022, sec. 3.2).
+
+:mod:`~tasks.one_shot.runs` reads the 20 official within-alphabet 20-way runs,
+:mod:`~tasks.one_shot.baselines` holds the model-free classifiers (the demo's Modified
+Hausdorff distance and a pixel-space nearest neighbour) and :mod:`~tasks.one_shot.task` runs a
+classifier over the runs (``pyro-draw one-shot``).
+"""
+
+from tasks.one_shot.baselines import BASELINES, Scorer, mhd_scores, modified_hausdorff, pixel_scores
+from tasks.one_shot.runs import OneShotRun, OneShotRuns, load_runs
+from tasks.one_shot.task import (
+    ONE_SHOT_DESCRIPTION,
+    ONE_SHOT_HELP,
+    OneShotOptions,
+    evaluate_runs,
+    run_one_shot,
+)
+
+__all__ = [
+    "BASELINES",
+    "ONE_SHOT_DESCRIPTION",
+    "ONE_SHOT_HELP",
+    "OneShotOptions",
+    "OneShotRun",
+    "OneShotRuns",
+    "Scorer",
+    "evaluate_runs",
+    "load_runs",
+    "mhd_scores",
+    "modified_hausdorff",
+    "pixel_scores",
+    "run_one_shot",
+]
