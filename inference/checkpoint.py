@@ -46,6 +46,7 @@ def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:
             torch.save(data, fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -149,3 +150,10 @@ def read_checkpoint(
         objective=_objective_record(data),
     )
     return Checkpoint(path=Path(path), record=record, step=int(data["step"]), payload=data)
+
+
+def _umask() -> int:
+    """The process's file-creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

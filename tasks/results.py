@@ -44,6 +44,7 @@ def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
             f.write(text + "\n")
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -51,3 +52,10 @@ def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def _umask() -> int:
+    """The process's file-creation mask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -235,3 +235,21 @@ def test_learning_rate_decay_and_floor(tmp_path):
 def test_unknown_lr_group_prefix_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="match no parameter"):
         _custom_trainer(tmp_path, 1, lr_groups={"modle.": 1e-3})
+
+
+def test_checkpoints_and_result_files_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from tasks.results import write_json
+
+    mask = os.umask(0o022)
+    try:
+        ckpt = save_checkpoint(
+            {"model": "draw", "model_config": {}, "model_state": {}, "guide_state": {}, "step": 0},
+            tmp_path / "c.pt",
+        )
+        write_json({"a": 1}, tmp_path / "r.json")
+    finally:
+        os.umask(mask)
+    assert (ckpt.stat().st_mode & 0o777) == 0o644
+    assert ((tmp_path / "r.json").stat().st_mode & 0o777) == 0o644
