@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import Tensor
+
+from inference.checkpoint import write_atomic
 
 __all__ = ["write_json"]
 
@@ -35,27 +35,5 @@ def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
     NaN/inf values (e.g. k̂ with too few samples, stderr of one example) are written as ``null``.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(_json_safe(result), indent=2, allow_nan=False, ensure_ascii=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    """The process's file-creation mask."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    write_atomic(path, lambda fh: fh.write((text + "\n").encode("utf-8")))

@@ -28,8 +28,8 @@ class DrawPlan(TrainPlan):
     ):
         self.run, self.options = run, options
         load = dict(data_dir=run.data_dir, download=run.download, seed=run.seed)
-        dataset = resumed.record.dataset if resumed else run.dataset
-        self.load = {**load, "name": dataset}
+        self.dataset = dataset = resumed.record.dataset if resumed else run.dataset
+        self.load = load
         self.train = load_images(dataset, "train", num_examples=options.num_train, **load)
         valid = load_images(dataset, "valid", num_examples=options.num_valid, **load)
         self.valid_x = valid.images.to(run.device)
@@ -63,9 +63,7 @@ class DrawPlan(TrainPlan):
 
     def evaluate(self, model: nn.Module, guide: nn.Module, report: TrainReport) -> dict[str, Any]:
         run = self.run
-        test = load_images(
-            self.load["name"], "test", data_dir=run.data_dir, download=run.download, seed=run.seed
-        )
+        test = load_images(self.dataset, "test", **self.load)
         return evaluate_split(
             model.model,
             guide.guide,
