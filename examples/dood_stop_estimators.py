@@ -79,7 +79,7 @@ RUN_FIELDS = {
     "download": False,
 }
 #: the DooD/AIR training options it uses (the estimator is what it varies)
-MODEL_FIELDS = ("image_size", "beta", "nvil_lr", "num_train")
+MODEL_FIELDS = ("image_size", "beta", "stop_lr", "baseline_lr", "num_train")
 
 
 @dataclass
@@ -232,7 +232,7 @@ def make_trainer(
         batch_size=run.batch_size,
         lr=run.lr,
         seed=run.seed,
-        lr_groups=nvil_lr_groups(guide, options.nvil_lr),
+        lr_groups=nvil_lr_groups(guide, options.stop_lr, options.baseline_lr),
     )
     batches = ImageBatches(images, run.batch_size, seed=run.seed)
     trainer = SVITrainer(
@@ -367,7 +367,11 @@ def main(argv: list[str] | None = None) -> dict:
         seconds_per_estimator=cmp.seconds,
         threads=run.threads,
         batch_size=run.batch_size,
-        learning_rates={"base": run.lr, "stop network and baseline": options.nvil_lr},
+        learning_rates={
+            "base": run.lr,
+            "stop network": options.stop_lr or run.lr,
+            "baseline": options.baseline_lr,
+        },
         eval_examples=len(valid),
         eval_draws=cmp.eval_draws,
         gradient_variance=variances,

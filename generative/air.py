@@ -14,7 +14,8 @@ steps ``t = 0 … T−1`` (``T = max_steps``, 6 as in DooD sec. 3.1)::
 
 AIR has no sequential prior (sec. 3.2: "AIR doesn't have a sequential prior"): the priors are
 fixed and the same at every step, as in the official code's ``prior_dist="Independent"``:
-``ρ = 0.5``, ``μ_where = (1, 0, 0, 0)`` (identity transform) and ``σ_where = 0.2``, ``D = 10``
+``ρ = 0.5``, ``μ_where = (0.8, 0, 0, 0)`` and ``σ_where = (0.2, 0.2, 0.2, 0.4)`` (official
+``init_z_where("4_rotate")``, `util.py`; an early commit had ``(1, 0, 0, 0)``, 0.2), ``D = 10``
 (the official ``--z_dim`` default used by its AIR runs). ``z_where = (s, t_x, t_y, θ)`` is the
 official ``"4_rotate"`` layout (one scale, translation, rotation), used with :mod:`generative.stn`
 as the layout ``(s, s, t_x, t_y, θ)``. The decoder's ``softplus(· − 2)`` output and the plain sum
@@ -100,13 +101,17 @@ class AirConfig(ConfigDict):
     beta: float = 5.0  # KL weight of z_pres (appendix C: β = 5 for AIR)
     likelihood: str = "laplace"  # "laplace" | "normal" (Fig. 4: Gaussian for Omniglot AIR)
     pres_prior: float = 0.5  # ρ of the fixed z_pres prior (official)
-    where_prior_loc: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)  # official init_z_where("4_rotate")
-    where_prior_scale: float = 0.2
+    # official `util.py` init_z_where("4_rotate"): scale mean 0.8, std 0.2 (0.4 for the rotation)
+    where_prior_loc: tuple[float, ...] = (0.8, 0.0, 0.0, 0.0)
+    where_prior_scale: float | tuple[float, ...] = (0.2, 0.2, 0.2, 0.4)
     decoder_bias: float = -2.0  # softplus(MLP(z_what) + bias), official air_mlp.Decoder
     stop_bias_init: float | None = None  # appendix C (Omniglot): zero z_pres weights, bias 8
     # "nvil": REINFORCE with a neural baseline b(z_<t, x) on the z_pres sites (appendix C.1);
     # "enum": the number of steps summed out exactly (inference.nvil.EnumeratedObjective).
     stop_mode: str = "nvil"
+    # β's reading and the stroke warm-up, as DooD's (generative.dood_config.DooDConfig)
+    beta_mode: str = "signal"
+    warmup_steps: int = 0
 
     def __post_init__(self) -> None:
         positive = (
@@ -139,16 +144,26 @@ class AirConfig(ConfigDict):
                 f"AirConfig.where_prior_loc must have {WHERE_SIZE} entries (s, t_x, t_y, θ), "
                 f"found {len(self.where_prior_loc)}"
             )
-        if self.where_prior_scale <= 0:
+        scale = self.where_prior_scale
+        scales = (scale,) if isinstance(scale, int | float) else tuple(scale)
+        if len(scales) not in (1, WHERE_SIZE) or min(scales) <= 0:
             raise ValueError(
-                f"AirConfig.where_prior_scale must be > 0, found {self.where_prior_scale}"
+                f"AirConfig.where_prior_scale must be > 0 (one value or {WHERE_SIZE}), "
+                f"found {self.where_prior_scale}"
             )
+        if self.beta_mode not in ("signal", "kl"):
+            raise ValueError(
+                f"AirConfig.beta_mode must be 'signal' or 'kl', found {self.beta_mode!r}"
+            )
+        if self.warmup_steps < 0:
+            raise ValueError(f"AirConfig.warmup_steps must be >= 0, found {self.warmup_steps}")
 
     @classmethod
     def from_dict(cls, data: dict) -> AirConfig:
         data = dict(data)
-        if "where_prior_loc" in data:  # JSON/torch.save round trips turn tuples into lists
-            data["where_prior_loc"] = tuple(data["where_prior_loc"])
+        for name in ("where_prior_loc", "where_prior_scale"):  # JSON round trips give lists
+            if isinstance(data.get(name), list):
+                data[name] = tuple(data[name])
         return super().from_dict(data)
 
 
@@ -205,6 +220,8 @@ class Air(nn.Module):
         # Official imgs_dist_std: raw 0 → b = 0.01 + 0.99 · σ(0) ≈ 0.5.
         self.likelihood_scale_raw = nn.Parameter(torch.zeros(1, c.height, c.width))
         self.register_buffer("_where_loc", torch.tensor(c.where_prior_loc), persistent=False)
+        scale = torch.as_tensor(c.where_prior_scale, dtype=torch.float32).expand(WHERE_SIZE)
+        self.register_buffer("_where_scale", scale.clone(), persistent=False)
         self.register_buffer("_one", torch.ones(()), persistent=False)
 
     # -- deterministic pieces ----------------------------------------------------------------
@@ -251,7 +268,7 @@ class Air(nn.Module):
     def where_prior(self, batch_size: int) -> dist.Distribution:
         """``N(μ_where, σ_where² I)`` over ``(s, t_x, t_y, θ)``."""
         loc = self._where_loc.expand(batch_size, WHERE_SIZE)
-        return dist.Normal(loc, self.config.where_prior_scale * self._one).to_event(1)
+        return dist.Normal(loc, self._where_scale.expand(batch_size, WHERE_SIZE)).to_event(1)
 
     def what_prior(self, batch_size: int) -> dist.Distribution:
         """``N(0, I_D)``."""

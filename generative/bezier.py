@@ -49,9 +49,11 @@ __all__ = [
     "to_pixel",
 ]
 
-# Lower bound on the max in Eq. 12: a curve whose whole raster is (numerically) zero, e.g. one far
-# outside the image, renders as an empty image instead of producing 0/0 = NaN or amplified noise.
-MAXNORM_EPS = 1e-12
+# Threshold of the max in Eq. 12, as the official ``util.safe_div``: a raster whose max is below
+# it is not divided (it stays as faint as it is), so a curve far outside the image, or one lying
+# between pixel centres, renders (nearly) empty instead of as a full-intensity line or 0/0 = NaN.
+# (A floor of 1e-12 blew a faint stroke 5–7 px outside the canvas up to a 0.96 border line.)
+MAXNORM_EPS = 1e-4
 # Each 1-d Gaussian factor of Eq. 11 is truncated at exp(-EXP_CUTOFF) ≈ 8.8e-27 (distance
 # ≈ 7.7σ). This changes intensities by < 1e-24 relative to an in-image peak, keeps any raster made
 # only of truncated tails (≤ S · 8.8e-27) below MAXNORM_EPS, and avoids the very slow underflow
@@ -223,12 +225,17 @@ class SeparableGaussianRaster(torch.autograd.Function):
 def max_normalize(raw: Tensor) -> Tensor:
     """Eq. 12: ``x̃' = x̃ / max(x̃)`` per image (max over the last two dims).
 
-    The max is clamped below at ``MAXNORM_EPS``: a raster that is (numerically) all zero, e.g. a
-    curve far outside the image or one much thinner than the pixel spacing lying between pixel
-    centres, stays (near) zero instead of being blown up to full intensity (or 0/0 = NaN).
+    A raster whose max is below ``MAXNORM_EPS`` is left undivided (the official ``safe_div``): a
+    curve far outside the image or between pixel centres stays (near) zero instead of being
+    blown up to full intensity (or 0/0 = NaN).
     """
-    peak = raw.amax(dim=(-2, -1), keepdim=True).clamp_min(MAXNORM_EPS)
-    return raw / peak
+    return raw / _peak(raw)
+
+
+def _peak(raw: Tensor) -> Tensor:
+    """The divisor of Eq. 12: the max per image, or 1 where it is below ``MAXNORM_EPS``."""
+    peak = raw.amax(dim=(-2, -1), keepdim=True)
+    return torch.where(peak >= MAXNORM_EPS, peak, torch.ones_like(peak))
 
 
 def normalize_stroke(normalized: Tensor, omega0: Tensor | float) -> Tensor:
@@ -267,7 +274,7 @@ def render_strokes(
     _check_positive("omega0", omega0)
     curve = bezier_points(control_points, num_points)
     raw = rasterize_curve(curve, sigma, height, width)
-    peak = raw.amax(dim=(-2, -1), keepdim=True).clamp_min(MAXNORM_EPS)  # Eq. 12
+    peak = _peak(raw)  # Eq. 12
     omega0 = _as_tensor(omega0, raw).unsqueeze(-1).unsqueeze(-1)
     return torch.tanh(raw * (peak * omega0).reciprocal())  # Eq. 13
 

@@ -44,11 +44,11 @@ inputs; the guide reads the target ``x`` instead of the residual); ``sequential_
 (DooD-SP) makes the layout and stroke priors unconditional learned GMMs (the same at every step;
 ``p_on`` still sees the canvas when execution guidance is on).
 
-Initialisation: the layout networks predict identity transforms (appendix C); with
-``stop_bias_init`` the stop networks' last layers are zeroed with that bias (appendix C, Omniglot:
-8); the renderer MLP starts at ``σ_t`` = one pixel and ``ω_t0 = 0.5``. Learning rates (appendix
-C): 1e-3 for the parameters whose gradients NVIL estimates (the guide's ``pres_net`` and
-``baseline``), 1e-4 for the rest.
+Initialisation: the layout networks predict identity transforms (appendix C); the stop networks'
+last layers start at zero weights with the biases ``prior_stop_bias_init`` (model, official 1)
+and ``stop_bias_init`` (guide, official 2 on MNIST, 10 on Omniglot; appendix C: "e.g. 8"); the
+renderer MLP starts at ``σ_t`` = one pixel and ``ω_t0 = omega0_init`` (official 0.8). Defaults
+where the paper is silent follow the official code (:mod:`generative.dood_config`).
 
 Sampling temperature ``τ`` (appendix D.2.1, "low-temperature sampling" as in sketch-rnn) divides
 every mixture and stop logit by ``τ`` and multiplies every component standard deviation by
@@ -70,7 +70,6 @@ from generative.distributions import AbsorbingBernoulli
 from generative.dood_config import (
     CONTROL_BOUND,
     LIKELIHOOD_SCALE_INIT,
-    OMEGA0_INIT,
     OMEGA1_INIT,
     OMEGA_BOUNDS,
     PRIOR_STD_BOUNDS,
@@ -118,26 +117,27 @@ class DooD(nn.Module):
         eg = c.execution_guidance
         what_size = 2 * J
         if eg:
-            self.canvas_cnn = FeatureCNN(c.height, c.width, 1, feat)
-            self.glimpse_cnn = FeatureCNN(G, G, 1, feat)
+            self.canvas_cnn = FeatureCNN(c.height, c.width, 1, feat, stride=c.cnn_stride)
+            self.glimpse_cnn = FeatureCNN(G, G, 1, feat, stride=c.cnn_stride)
         extra = feat if eg else 0
         self.layout_rnn = RecurrentCore(LAYOUT_SIZE + what_size + extra, hid)
         self.stroke_rnn = RecurrentCore(LAYOUT_SIZE + what_size + extra, hid)
         # Eq. 4 prior on o_t.
-        self.pres_net = presence_mlp(self._pres_input_size(), mlp_hidden, c.stop_bias_init)
+        self.pres_net = presence_mlp(self._pres_input_size(), mlp_hidden, c.prior_stop_bias_init)
         # Eq. 2 layout GMM: M logits, M×5 means, M×5 standard deviations.
         M, K = c.layout_components, c.stroke_components
         self.layout_net = MLP(self._layout_input_size(), M + 2 * M * LAYOUT_SIZE, mlp_hidden)
         with torch.no_grad():  # appendix C: predict identity transforms initially
             rows = slice(M, M + M * LAYOUT_SIZE)
             self.layout_net.output.weight[rows] = 0.0
-            self.layout_net.output.bias[rows] = torch.tensor(identity_layout_raw()).repeat(M)
+            identity = identity_layout_raw(c.layout_ranges)
+            self.layout_net.output.bias[rows] = torch.tensor(identity).repeat(M)
         # Eq. 3 per-control-point GMM: J×K logits, J×K×2 means, J×K×2 standard deviations.
         self.stroke_net = MLP(self._stroke_input_size(), J * K + 4 * J * K, mlp_hidden)
         if c.renderer == "spline":  # renderer parameters (σ_t, ω_t0), appendix B.1–B.2
             self.render_net = MLP(hid + LAYOUT_SIZE + what_size, 2, mlp_hidden)
             sigma = _inside(SIGMA_INIT_PIXELS * 2.0 / (max(c.height, c.width) - 1), c.sigma_bounds)
-            omega0 = _inside(OMEGA0_INIT, c.omega0_bounds)
+            omega0 = _inside(c.omega0_init, c.omega0_bounds)
             self.render_net.init_output(
                 [
                     bounded_inverse(sigma, *c.sigma_bounds),
@@ -308,7 +308,8 @@ class DooD(nn.Module):
         M = c.layout_components
         out = self.layout_net(inputs)
         logits = out[:, :M] / temperature
-        loc = layout_means(out[:, M : M + M * LAYOUT_SIZE].reshape(batch, M, LAYOUT_SIZE))
+        raw_loc = out[:, M : M + M * LAYOUT_SIZE].reshape(batch, M, LAYOUT_SIZE)
+        loc = layout_means(raw_loc, c.layout_ranges)
         raw_std = out[:, M + M * LAYOUT_SIZE :].reshape(batch, M, LAYOUT_SIZE)
         scale = bounded(raw_std, *PRIOR_STD_BOUNDS) * math.sqrt(temperature)
         components = dist.Normal(loc, scale).to_event(1)

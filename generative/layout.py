@@ -11,18 +11,22 @@ DooD and AIR guides: a diagonal Gaussian whose standard deviations lie in :data:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import pyro.distributions as dist
 import torch
 from torch import Tensor
 
 __all__ = [
+    "FREE_LAYOUT",
     "GUIDE_STD_BOUNDS",
     "LIKELIHOOD_SCALE_BOUNDS",
+    "OFFICIAL_LAYOUT",
     "ROTATION_BOUND",
     "SCALE_BOUNDS",
     "TRANSLATION_BOUND",
+    "LayoutRanges",
     "bounded",
     "bounded_inverse",
     "guide_normal",
@@ -35,6 +39,30 @@ TRANSLATION_BOUND = 1.0  # layout translation means in (−1, 1)
 ROTATION_BOUND = math.pi  # layout rotation means in (−π, π)
 LIKELIHOOD_SCALE_BOUNDS = (0.01, 1.0)  # learned Laplace scale b (Eq. 5)
 GUIDE_STD_BOUNDS = (0.002, 1.0)  # standard deviations of q_layout and q_stroke (Eqs. 7–8)
+
+
+class LayoutRanges(NamedTuple):
+    """Ranges of the layout means: scales in ``scale``, translations in ``(−shift, shift)``,
+    rotation in ``(−rotation, rotation)`` (radians)."""
+
+    scale: tuple[float, float] = SCALE_BOUNDS
+    shift: float = TRANSLATION_BOUND
+    rotation: float = ROTATION_BOUND
+
+    @classmethod
+    def of(cls, scale: Sequence[float], shift: float, rotation: float) -> LayoutRanges:
+        low, high = (float(v) for v in scale)
+        if not 0 < low < high:
+            raise ValueError(f"layout scale bounds must be 0 < low < high, found {tuple(scale)}")
+        if not shift > 0 or not rotation > 0:
+            raise ValueError(f"layout shift/rotation bounds must be > 0, found {shift}, {rotation}")
+        return cls((low, high), float(shift), float(rotation))
+
+
+# Our first, free ranges (the paper gives none) and the official code's (`util.py`,
+# ``constrain_z_where`` of "4_rotate": shift ±0.8, scale [0.25, 1], rotation ±π/4).
+FREE_LAYOUT = LayoutRanges()
+OFFICIAL_LAYOUT = LayoutRanges((0.25, 1.0), 0.8, math.pi / 4)
 
 
 def bounded(raw: Tensor, low: float, high: float) -> Tensor:
@@ -50,18 +78,23 @@ def bounded_inverse(value: float, low: float, high: float) -> float:
     return math.log(u / (1.0 - u))
 
 
-def layout_means(raw: Tensor) -> Tensor:
+def layout_means(raw: Tensor, ranges: LayoutRanges = FREE_LAYOUT) -> Tensor:
     """Constrained layout means (Eq. 2 / Eq. 7) from raw outputs ``(..., 5)``: scales in
-    :data:`SCALE_BOUNDS`, translations in ``(−1, 1)``, rotation in ``(−π, π)``."""
-    scale = bounded(raw[..., 0:2], *SCALE_BOUNDS)
-    shift = TRANSLATION_BOUND * torch.tanh(raw[..., 2:4])
-    theta = ROTATION_BOUND * torch.tanh(raw[..., 4:5])
+    ``ranges.scale``, translations in ``(−shift, shift)``, rotation in ``(−rotation, rotation)``
+    (default :data:`FREE_LAYOUT`: ``(0.05, 1.2)``, ``(−1, 1)``, ``(−π, π)``)."""
+    scale = bounded(raw[..., 0:2], *ranges.scale)
+    shift = ranges.shift * torch.tanh(raw[..., 2:4])
+    theta = ranges.rotation * torch.tanh(raw[..., 4:5])
     return torch.cat([scale, shift, theta], -1)
 
 
-def identity_layout_raw() -> list[float]:
-    """Raw outputs for which :func:`layout_means` is the identity transform (appendix C)."""
-    s = bounded_inverse(1.0, *SCALE_BOUNDS)
+def identity_layout_raw(ranges: LayoutRanges = FREE_LAYOUT) -> list[float]:
+    """Raw outputs for which :func:`layout_means` is the identity transform (appendix C); when
+    scale 1 is not strictly inside ``ranges.scale`` (the official ``[0.25, 1]``), the scale
+    starts 2% of the range below its upper bound."""
+    low, high = ranges.scale
+    scale = 1.0 if low < 1.0 < high else high - 0.02 * (high - low)
+    s = bounded_inverse(scale, low, high)
     return [s, s, 0.0, 0.0, 0.0]
 
 

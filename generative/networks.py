@@ -29,7 +29,8 @@ HIDDEN_SIZE = 256  # MLP hidden units and GRU hidden state (appendix B.2)
 
 class FeatureCNN(nn.Module):
     """Appendix B.2 feature extractor: Conv3×3(C→8) → ReLU → Conv3×3(8→16) → ReLU → flatten →
-    Linear(16·H·W → ``out_features``) → ReLU. No pooling. Input ``(B, C, H, W)``, output
+    Linear(16·H·W → ``out_features``) → ReLU. No pooling. ``stride=2`` (not the paper's) shrinks
+    the linear layer 16-fold (16·⌈H/4⌉·⌈W/4⌉ inputs). Input ``(B, C, H, W)``, output
     ``(B, out_features)``."""
 
     def __init__(
@@ -39,6 +40,7 @@ class FeatureCNN(nn.Module):
         in_channels: int = 1,
         out_features: int = FEATURE_SIZE,
         channels: Sequence[int] = (8, 16),
+        stride: int = 1,
     ):
         super().__init__()
         if height < 1 or width < 1 or in_channels < 1:
@@ -48,11 +50,14 @@ class FeatureCNN(nn.Module):
             )
         self.input_shape = (in_channels, height, width)
         self.out_features = out_features
+        if stride < 1:
+            raise ValueError(f"FeatureCNN: stride must be >= 1, found {stride}")
         layers: list[nn.Module] = []
         previous = in_channels
         for ch in channels:
-            layers += [nn.Conv2d(previous, ch, kernel_size=3, stride=1, padding=1), nn.ReLU()]
+            layers += [nn.Conv2d(previous, ch, kernel_size=3, stride=stride, padding=1), nn.ReLU()]
             previous = ch
+            height, width = (height - 1) // stride + 1, (width - 1) // stride + 1
         self.convs = nn.Sequential(*layers)
         self.linear = nn.Linear(previous * height * width, out_features)
 

@@ -10,9 +10,10 @@ canvas-so-far of the strokes sampled so far, appendix C)::
 
 The layout/stroke distributions are single diagonal Gaussians (one component of the model's
 GMMs, sec. 2.2), their means constrained like the model's. They start at the identity layout
-(appendix C) with small standard deviations (:data:`GUIDE_STD_INIT`, our choice: with the
-default init, std ≈ 0.5, the sampled strokes were so random that a one-stroke model learned to
-hide its stroke instead of fitting it; with 0.05 it fits within ~100 steps).
+(appendix C) with standard deviations :data:`GUIDE_STD_INIT` (layout) and
+``config.guide_stroke_std_init`` (strokes). With ``config.stop_ink_ratio`` (official
+`models/ssp.py`, ``residual_pixel_count``) the stop network also reads the share of the target's
+ink not yet drawn, ``Σ(x − x_<t)⁺ / Σx``.
 ``h^l_t``/``h^s_t`` are the model's shared RNNs (Fig. 2), run through
 :meth:`DooD.layout_stage` / :meth:`DooD.stroke_stage`; the rendered strokes come from
 :meth:`DooD.render`, and the per-step results are left in the model's memo so the replayed
@@ -68,23 +69,25 @@ class DooDGuide(StepGuide):
         c = dood_model.config
         channels = 2 if c.execution_guidance else 1
         mlp_hidden = (c.mlp_hidden, c.mlp_hidden)
-        self.image_cnn = FeatureCNN(c.height, c.width, channels, c.feature_size)
-        self.glimpse_cnn = FeatureCNN(c.glimpse_size, c.glimpse_size, channels, c.feature_size)
+        size, stride = c.feature_size, c.cnn_stride
+        self.image_cnn = FeatureCNN(c.height, c.width, channels, size, stride=stride)
+        self.glimpse_cnn = FeatureCNN(c.glimpse_size, c.glimpse_size, channels, size, stride=stride)
         context = c.feature_size + c.hidden_size
-        self.pres_net = presence_mlp(context, mlp_hidden, c.stop_bias_init)  # q_on, Eq. 6
+        stop_inputs = context + (1 if c.stop_ink_ratio else 0)
+        self.pres_net = presence_mlp(stop_inputs, mlp_hidden, c.stop_bias_init)  # q_on, Eq. 6
         self.where_net = MLP(context, 2 * LAYOUT_SIZE, mlp_hidden)  # q_layout, Eq. 7
         self.what_net = MLP(context, 4 * c.control_points, mlp_hidden)  # q_stroke, Eq. 8
-        std_raw = bounded_inverse(GUIDE_STD_INIT, *GUIDE_STD_BOUNDS)
         with torch.no_grad():
             # appendix C: identity transforms initially
             self.where_net.output.weight[:LAYOUT_SIZE] = 0.0
-            self.where_net.output.bias[:LAYOUT_SIZE] = torch.tensor(identity_layout_raw())
-            for net, first in (
-                (self.where_net, LAYOUT_SIZE),
-                (self.what_net, 2 * c.control_points),
+            identity = identity_layout_raw(c.layout_ranges)
+            self.where_net.output.bias[:LAYOUT_SIZE] = torch.tensor(identity)
+            for net, first, std in (
+                (self.where_net, LAYOUT_SIZE, GUIDE_STD_INIT),
+                (self.what_net, 2 * c.control_points, c.guide_stroke_std_init),
             ):
                 net.output.weight[first:] *= 0.1
-                net.output.bias[first:] = std_raw
+                net.output.bias[first:] = bounded_inverse(std, *GUIDE_STD_BOUNDS)
         self.baseline = MLP(context, 1, mlp_hidden) if c.stop_mode == "nvil" else None
 
     def read_input(self, images: Tensor, canvas: Tensor) -> Tensor:
@@ -96,7 +99,19 @@ class DooDGuide(StepGuide):
 
     def layout_posterior(self, context: Tensor) -> dist.Distribution:
         """Eq. 7: ``N_sc · N_tr · N_r`` (one diagonal Gaussian over the 5 layout numbers)."""
-        return guide_normal(self.where_net(context), layout_means, (LAYOUT_SIZE,))
+        ranges = self.config.layout_ranges
+        means = lambda raw: layout_means(raw, ranges)  # noqa: E731
+        return guide_normal(self.where_net(context), means, (LAYOUT_SIZE,))
+
+    def stop_inputs(self, context: Tensor, images: Tensor, canvas: Tensor) -> Tensor:
+        """Inputs of ``q_on`` (Eq. 6): the context, and with ``config.stop_ink_ratio`` the share
+        of the target's ink not drawn yet, ``Σ(x − x_<t)⁺ / Σx`` (0 for an empty image)."""
+        if not self.config.stop_ink_ratio:
+            return context
+        ink = images.flatten(1).sum(1)
+        left = (images - canvas).clamp_min(0.0).flatten(1).sum(1)
+        ratio = torch.where(ink > 1e-4, left / ink.clamp_min(1e-4), torch.zeros_like(ink))
+        return torch.cat([context, ratio.unsqueeze(-1)], -1)
 
     def stroke_posterior(self, context: Tensor) -> dist.Distribution:
         """Eq. 8: ``Π_d N_d(s_dt)``, a diagonal Gaussian per control point."""
@@ -118,7 +133,7 @@ class DooDGuide(StepGuide):
                 baseline = None
                 if self.baseline is not None:
                     baseline = self.baseline(context.detach()).squeeze(-1)
-                logits = self.pres_net(context).squeeze(-1)
+                logits = self.pres_net(self.stop_inputs(context, images, state.canvas)).squeeze(-1)
                 z_pres = sample_presence(t, logits, state.z_pres, baseline)
                 present = z_pres > 0
                 z_where = pyro.sample(f"z_where_{t}", self.layout_posterior(context).mask(present))

@@ -6,20 +6,31 @@ Both follow the trainer interface ``objective(model, guide, args, step) -> (loss
     L_β = E_q[ log p(x | z) + Σ_t (log p(l_t, s_t | ·) − log q(l_t, s_t | ·))
                             + β Σ_t (log p(o_t | ·) − log q(o_t | ·)) ]
 
-(β = 1 is the ELBO, reported as the ``"elbo"`` metric). They differ in how the stop variables
-``o_t`` are handled:
+(β = 1 is the ELBO, reported as the ``"elbo"`` metric). That is the paper's reading of β
+(``beta_mode="kl"``). The official code (`losses.py`: ``reinforce_ll = log_likelihood / beta``)
+optimises the plain ELBO and uses β only inside the stop variables' learning signal, where it
+divides the log-likelihood: ``ℓ_t = log p(x | z) / β + Σ_{t' ≥ t} (stroke + stop terms)``
+(``beta_mode="signal"``; for the enumerated count the same signal drives the gradient of
+``q(N)``). With ``warmup_steps`` both objectives first optimise the ELBO given ``N = T`` (every
+stroke forced on; the stop networks get no gradient) for that many training steps; the step
+comes from the trainer, so a resumed run continues the schedule.
+
+They differ in how the stop variables ``o_t`` are handled:
 
 * :class:`NVILObjective` (appendix C.1): ``o_t`` is sampled; its gradient is REINFORCE with
   *local learning signals* ``ℓ_t = log p(x | z) + Σ_{t' ≥ t} [stroke terms + β stop terms]``
   (only terms that depend on ``o_t``), a *neural baseline* ``b_t = b(z_<t, x)`` read from the
   guide site's ``infer["baseline"]["baseline_value"]`` (Pyro's ``TraceGraph_ELBO``
-  convention), and NVIL's centring and variance normalisation (Mnih & Gregor 2014, Alg. 1):
-  ``A_t = (ℓ_t − c_t − b̃_t) / s_t`` with ``s_t = max(1, √v_t)``, running mean ``c_t`` and
-  variance ``v_t`` of ``ℓ_t − b̃_t`` per step (from earlier batches). The baseline network
-  predicts in these standardised units, ``b̃_t = s_t · b_t`` (a rescaling that makes its
-  learning independent of the signal's scale of hundreds of nats), and minimises
-  ``½ ((ℓ_t − c_t) / s_t − b_t)² = ½ A_t²`` (the appendix's squared error ``(ℓ_t − b̃_t)²``
-  up to the constant factor; its gradient is NVIL's ``A_t ∇b``). Pyro's
+  convention), and centring and variance normalisation in the spirit of NVIL (Mnih & Gregor
+  2014, Alg. 1): ``A_t = (ℓ_t − c_t) / s_t − b_t`` with ``s_t = max(1, √v_t)``, where ``c_t``
+  and ``v_t`` are running mean and variance *of the signal ℓ_t itself* per step (from earlier
+  batches). The baseline network predicts in these standardised units (its learning is then
+  independent of the signal's scale of hundreds of nats) and minimises ``½ A_t²`` (the
+  appendix's squared error up to the factor ``s_t²``). NVIL proper takes ``c, v`` of
+  ``ℓ − b̃`` with ``b̃ = s · b`` in nats; with a standardised baseline that is a feedback loop
+  (``s`` scales ``b̃``, which feeds ``v``, which sets ``s``) that diverged to NaN in an AIR run
+  (the running sd of one step went 28.6 → 2.0e17 within ~200 updates); statistics of ``ℓ``
+  alone cannot grow unless the signal does. Pyro's
   ``TraceGraph_ELBO`` has the same Rao-Blackwellised signals and baseline hook but neither β
   weighting of one site type nor centring/normalisation, hence this module.
 * :class:`EnumeratedObjective`: the number of strokes ``N = Σ_t o_t ∈ {0 … T}`` is summed out
@@ -59,14 +70,18 @@ from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor, nn
 
 __all__ = [
+    "BETA_MODES",
     "EnumeratedObjective",
     "NVILObjective",
     "StepTerms",
+    "all_strokes_traces",
+    "forced_strokes_loss",
     "make_stop_objective",
     "step_terms",
 ]
 
 _STEP = re.compile(r"^(?P<name>.+)_(?P<t>\d+)$")
+BETA_MODES = ("signal", "kl")
 
 
 class StepTerms(NamedTuple):
@@ -176,10 +191,12 @@ class NVILObjective(nn.Module):
         decay: float = 0.9,
         stop_site: str = "z_pres",
         baseline_weight: float = 1.0,
+        beta_mode: str = "kl",
+        warmup_steps: int = 0,
     ):
         super().__init__()
-        if beta < 0:
-            raise ValueError(f"NVILObjective: beta must be >= 0, found {beta}")
+        _check_schedule("NVILObjective", beta, beta_mode, warmup_steps)
+        self.beta_mode, self.warmup_steps = beta_mode, warmup_steps
         if not 0 <= decay < 1:
             raise ValueError(f"NVILObjective: decay must be in [0, 1), found {decay}")
         if max_steps < 1:
@@ -197,7 +214,7 @@ class NVILObjective(nn.Module):
 
     @torch.no_grad()
     def _update_statistics(self, residual: Tensor, alive: Tensor, initialise: bool = False) -> None:
-        """Exponential moving mean/variance of ``ℓ_t − b̃_t`` per step over the live examples.
+        """Exponential moving mean/variance of the signal ``ℓ_t`` per step over the live examples.
         A step's first batch sets them; ``initialise=True`` only sets never-updated steps,
         without counting as an update."""
         for t in range(residual.shape[0]):
@@ -219,6 +236,8 @@ class NVILObjective(nn.Module):
     def forward(
         self, model: nn.Module, guide: nn.Module, args: tuple[Tensor, ...], step: int = 0
     ) -> tuple[Tensor, dict[str, float]]:
+        if step < self.warmup_steps:
+            return forced_strokes_loss(model, guide, args, self.stop_site, len(self.updates))
         batch = args[0].shape[0]
         model_trace, guide_trace = self.traces(model, guide, args)
         terms = step_terms(model_trace, guide_trace, batch, self.stop_site)
@@ -229,16 +248,22 @@ class NVILObjective(nn.Module):
                 f"{self.signal_mean.shape[0]}"
             )
         beta = self.beta
-        per_step = terms.stroke_terms + beta * terms.stop_terms  # (T, B)
-        elbo_beta = terms.global_terms + per_step.sum(0)
         elbo = terms.global_terms + (terms.stroke_terms + terms.stop_terms).sum(0)
-        # local learning signals ℓ_t = log p(x|z) + Σ_{t' ≥ t} (stroke + β stop terms)
+        if self.beta_mode == "kl":
+            # ℓ_t = log p(x|z) + Σ_{t' ≥ t} (stroke + β stop terms); objective L_β
+            per_step = terms.stroke_terms + beta * terms.stop_terms  # (T, B)
+            objective = terms.global_terms + per_step.sum(0)
+            likelihood = terms.global_terms
+        else:  # "signal": ℓ_t = log p(x|z) / β + Σ_{t' ≥ t} (stroke + stop terms); the ELBO
+            per_step = terms.stroke_terms + terms.stop_terms
+            objective = elbo
+            likelihood = terms.global_terms / beta if beta > 0 else terms.global_terms
         tail = per_step.flip(0).cumsum(0).flip(0)
-        signal = (terms.global_terms + tail).detach()
+        signal = (likelihood + tail).detach()
         raw = terms.baselines if terms.baselines is not None else torch.zeros_like(signal)
         update = self.training and torch.is_grad_enabled()
         if update:
-            self._update_statistics(signal - raw.detach(), terms.alive, initialise=True)
+            self._update_statistics(signal, terms.alive, initialise=True)
         # statistics of earlier batches only: the control variate stays independent of the
         # current sample (unbiased), apart from the initialising batch
         mean = self.signal_mean[:num_steps, None].clone()
@@ -246,14 +271,14 @@ class NVILObjective(nn.Module):
         standardised = (signal - mean) / norm  # target of the baseline network
         advantage = (standardised - raw.detach()) * terms.alive  # (ℓ − c − b̃) / max(1, √v)
         score = (advantage * terms.stop_log_q).sum(0)
-        surrogate = elbo_beta + score
+        surrogate = objective + score
         loss = -surrogate.mean()
         if update:
-            self._update_statistics(signal - norm * raw.detach(), terms.alive)
+            self._update_statistics(signal, terms.alive)
         alive = terms.alive.sum().clamp_min(1.0)
         metrics = {
             "elbo": elbo.mean().item(),
-            "elbo_beta": elbo_beta.mean().item(),
+            "elbo_beta": objective.mean().item(),
             "num_strokes": terms.stop_values.sum(0).mean().item(),
             "stop_kl": -terms.stop_terms.sum(0).mean().item(),
             "advantage_rms": math.sqrt((advantage.square().sum() / alive).item()),
@@ -269,28 +294,30 @@ class NVILObjective(nn.Module):
 class EnumeratedObjective:
     """β-weighted ELBO with the number of strokes summed out exactly (module docstring)."""
 
-    def __init__(self, beta: float = 4.0, *, max_steps: int = 6, stop_site: str = "z_pres"):
-        if beta < 0:
-            raise ValueError(f"EnumeratedObjective: beta must be >= 0, found {beta}")
+    def __init__(
+        self,
+        beta: float = 4.0,
+        *,
+        max_steps: int = 6,
+        stop_site: str = "z_pres",
+        beta_mode: str = "kl",
+        warmup_steps: int = 0,
+    ):
+        _check_schedule("EnumeratedObjective", beta, beta_mode, warmup_steps)
         if max_steps < 1:
             raise ValueError(f"EnumeratedObjective: max_steps must be >= 1, found {max_steps}")
         self.beta, self.max_steps, self.stop_site = beta, max_steps, stop_site
+        self.beta_mode, self.warmup_steps = beta_mode, warmup_steps
 
     def traces(self, model: nn.Module, guide: nn.Module, args: tuple) -> tuple[Trace, Trace]:
         """Guide and replayed model with every stop site conditioned on 1 (all strokes on)."""
-        images = args[0]
-        ones = images.new_ones(images.shape[0])
-        data = {f"{self.stop_site}_{t}": ones for t in range(self.max_steps)}
-        guide_trace = poutine.trace(poutine.condition(guide.guide, data=data)).get_trace(*args)
-        conditioned = poutine.condition(model.model, data=data)
-        model_trace = poutine.trace(poutine.replay(conditioned, trace=guide_trace)).get_trace(
-            *args, record=True
-        )
-        return model_trace, guide_trace
+        return all_strokes_traces(model, guide, args, self.stop_site, self.max_steps, record=True)
 
     def __call__(
         self, model: nn.Module, guide: nn.Module, args: tuple[Tensor, ...], step: int = 0
     ) -> tuple[Tensor, dict[str, float]]:
+        if step < self.warmup_steps:
+            return forced_strokes_loss(model, guide, args, self.stop_site, self.max_steps)
         loss, metrics, _ = self.evaluate(model, guide, args)
         return loss, metrics
 
@@ -344,7 +371,17 @@ class EnumeratedObjective:
         stop = log_p_n - log_q_n
         base = log_lik + stroke_sums
         elbo = (q_n * (base + stop)).sum(1)
-        elbo_beta = (q_n * (base + self.beta * stop)).sum(1)
+        if self.beta_mode == "kl":
+            elbo_beta = (q_n * (base + self.beta * stop)).sum(1)
+            loss = -elbo_beta.mean()
+        else:  # "signal": the ELBO, with q(N)'s gradient from log p(x | x_≤n) / β
+            elbo_beta = elbo
+            scale = 1.0 / self.beta if self.beta > 0 else 1.0
+            signal = (scale * log_lik + stroke_sums + stop).detach()
+            pathwise = (q_n.detach() * (base + stop)).sum(1)
+            # the count's term: its value is 0, its gradient Σ_n ∇q(N = n) · signal_n
+            count = (q_n * signal).sum(1) - (q_n * signal).sum(1).detach()
+            loss = -(pathwise + count).mean()
         counts = torch.arange(T + 1, dtype=q_n.dtype, device=q_n.device)
         metrics = {
             "elbo": elbo.mean().item(),
@@ -353,7 +390,49 @@ class EnumeratedObjective:
             "stop_kl": -(q_n * stop).sum(1).mean().item(),
         }
         tensors = {"elbo": elbo, "elbo_beta": elbo_beta, "stroke_count_probs": q_n}
-        return -elbo_beta.mean(), metrics, tensors
+        return loss, metrics, tensors
+
+
+def _check_schedule(name: str, beta: float, beta_mode: str, warmup_steps: int) -> None:
+    if beta < 0:
+        raise ValueError(f"{name}: beta must be >= 0, found {beta}")
+    if beta_mode not in BETA_MODES:
+        raise ValueError(f"{name}: beta_mode must be one of {BETA_MODES}, found {beta_mode!r}")
+    if warmup_steps < 0:
+        raise ValueError(f"{name}: warmup_steps must be >= 0, found {warmup_steps}")
+
+
+def all_strokes_traces(
+    model: nn.Module,
+    guide: nn.Module,
+    args: tuple,
+    stop_site: str,
+    max_steps: int,
+    *,
+    record: bool = False,
+) -> tuple[Trace, Trace]:
+    """Model and guide traces with every stop site ``"<stop_site>_<t>"`` conditioned on 1."""
+    images = args[0]
+    ones = images.new_ones(images.shape[0])
+    data = {f"{stop_site}_{t}": ones for t in range(max_steps)}
+    guide_trace = poutine.trace(poutine.condition(guide.guide, data=data)).get_trace(*args)
+    conditioned = poutine.condition(model.model, data=data)
+    replayed = poutine.replay(conditioned, trace=guide_trace)
+    kwargs = {"record": True} if record else {}
+    return poutine.trace(replayed).get_trace(*args, **kwargs), guide_trace
+
+
+def forced_strokes_loss(
+    model: nn.Module, guide: nn.Module, args: tuple[Tensor, ...], stop_site: str, max_steps: int
+) -> tuple[Tensor, dict[str, float]]:
+    """The warm-up objective: minus the ELBO given ``N = T`` (every stroke on), ``log p(x | z) +
+    Σ_t (log p − log q)`` of the continuous latents; the stop sites do not enter."""
+    batch = args[0].shape[0]
+    model_trace, guide_trace = all_strokes_traces(model, guide, args, stop_site, max_steps)
+    terms = step_terms(model_trace, guide_trace, batch, stop_site)
+    elbo = terms.global_terms + terms.stroke_terms.sum(0)
+    metrics = {"elbo_all_strokes": elbo.mean().item(), "num_strokes": float(max_steps)}
+    return -elbo.mean(), metrics
 
 
 def _count_log_probs(log_on: Tensor, log_off: Tensor) -> Tensor:

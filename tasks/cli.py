@@ -2,9 +2,9 @@
 
 * ``pyro-draw train <model> …`` — one sub-command per registered model (``pyro-draw train``
   alone trains the small DRAW on glyphs, the quickstart), through :func:`tasks.training.train`;
-* ``pyro-draw evaluate|sample|reconstruct|interpolate|complete CHECKPOINT …`` — the checkpoint is
-  read once and the command of its model's family runs; an option that the model's command does
-  not take is an error, not silently ignored;
+* ``pyro-draw evaluate|sample|reconstruct|interpolate|complete|strokes CHECKPOINT …`` — the
+  checkpoint is read once and the command of its model's family runs; an option that the model's
+  command does not take is an error, not silently ignored;
 * ``pyro-draw one-shot …`` — the task commands of :mod:`tasks.commands` (not tied to a model
   family), each with its own options class.
 """
@@ -42,6 +42,7 @@ CHECKPOINT_COMMAND_HELP = {
     "reconstruct": "reconstructions of data by a checkpoint",
     "interpolate": "latent-space interpolations between data examples",
     "complete": "completions of partial examples",
+    "strokes": "k-means clusters, silhouette and t-SNE of the inferred strokes (DooD Fig. 5)",
 }
 _NOT_OPTIONS = frozenset({"command", "model", "checkpoint"})
 
@@ -64,7 +65,10 @@ def add_train_options(
         choices={"config": spec.configs, "dataset": family.datasets or None},
         lists=("dataset",) if family.multiple_datasets else (),
         skip=() if family.datasets else ("dataset",),
-        default_texts={"config": "chosen for the dataset"} if spec.default_config is None else {},
+        default_texts={
+            **({"config": "chosen for the dataset"} if spec.default_config is None else {}),
+            **family.default_texts,
+        },
     )
     add_options(parser.add_argument_group(f"{spec.name} options"), spec.options)
 

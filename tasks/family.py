@@ -137,6 +137,8 @@ class Family:
     run_defaults: Mapping[str, Any] = field(default_factory=dict)
     #: per-model overrides of ``run_defaults`` (``{"sketch-rnn": {"out": "runs/sketch-rnn"}}``)
     model_run_defaults: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    #: help texts of run-option defaults that the plan chooses (``{"lr": "the config's"}``)
+    default_texts: Mapping[str, str] = field(default_factory=dict)
     #: whether ``--dataset`` takes several names (concatenated)
     multiple_datasets: bool = False
     #: command name → its :class:`Command`, or several whose ``models`` split the family's

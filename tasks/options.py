@@ -319,7 +319,9 @@ class RunOptions(DataOptions):
     out: str = option("runs/quickstart", "output folder")
     steps: int = option(600, "optimisation steps", check=positive)
     batch_size: int = option(100, "examples per step", check=positive)
-    lr: float = option(1e-3, "Adam learning rate", check=positive)
+    lr: float | None = option(
+        1e-3, "Adam learning rate (None: the training plan's choice)", check=positive
+    )
     clip_norm: float = option(10.0, "global gradient-norm clip (0: off)", check=non_negative)
     log_every: int = option(10, "steps between records in metrics.jsonl", check=positive)
     validate_every: int = option(200, "steps between validations", check=positive)

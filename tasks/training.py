@@ -52,10 +52,11 @@ def _same_dataset(asked: Any, stored: Any) -> bool:
 
 
 def _train_config(run: RunOptions, plan: TrainPlan, lr_groups: dict[str, float]) -> TrainConfig:
-    return TrainConfig(
+    """The trainer's settings: the run options, then the plan's (which may set e.g. ``lr``)."""
+    settings: dict[str, Any] = dict(
         steps=run.steps,
         batch_size=run.batch_size,
-        lr=run.lr,
+        lr=run.lr if run.lr is not None else TrainConfig.lr,
         clip_norm=run.clip_norm if run.clip_norm > 0 else None,
         seed=run.seed,
         log_every=run.log_every,
@@ -64,8 +65,8 @@ def _train_config(run: RunOptions, plan: TrainPlan, lr_groups: dict[str, float])
         max_seconds=run.max_seconds,
         pyro_validation=run.pyro_validation,
         lr_groups=lr_groups,
-        **plan.train_settings(),
     )
+    return TrainConfig(**{**settings, **plan.train_settings()})
 
 
 class _BestCheckpoint:
@@ -134,7 +135,7 @@ def train(family: Family, model: str, run: RunOptions, options: Any) -> dict[str
         steps_this_run=done.steps,
         seconds=done.seconds,
         batch_size=run.batch_size,
-        learning_rates={"base": run.lr, **trainer.config.lr_groups},
+        learning_rates={"base": trainer.config.lr, **trainer.config.lr_groups},
     )
     result = plan.evaluate(net, guide, report)
     result.setdefault("checkpoint", str(report.checkpoint))

@@ -238,3 +238,20 @@ def test_matches_dense_reference_of_benchmark() -> None:
 def test_rasterize_rejects_bad_curve_shape() -> None:
     with pytest.raises(ValueError, match=r"curve must have shape \(\.\.\., S, 2\)"):
         rasterize_curve(torch.zeros(5, 3), 0.1, 4, 4)
+
+
+def test_faint_stroke_outside_the_canvas_stays_faint() -> None:
+    """Eq. 12 with the official ``safe_div`` threshold: a stroke 6 px outside a 28×28 canvas has
+    a raster max far below ``MAXNORM_EPS`` and is not divided, so it renders ≤ 1e-4 (a floor of
+    1e-12 made it a 0.96 border line); a stroke inside still peaks at tanh(1/ω0)."""
+    h = w = 28
+    px = 2.0 / (w - 1)  # one pixel in normalised units
+    outside = torch.tensor([[-0.8, -1 - 6 * px], [-0.2, -1 - 6 * px], [0.3, -1 - 6 * px]])
+    sigma, omega0 = 0.06, 0.5
+    faint = render_strokes(outside.unsqueeze(0), sigma, omega0, h, w)
+    assert faint.max().item() < 1e-4
+    inside = render_strokes((outside + torch.tensor([0.0, 1.0])).unsqueeze(0), sigma, omega0, h, w)
+    assert inside.max().item() == pytest.approx(math.tanh(1 / omega0), rel=1e-5)
+    raw = torch.full((1, 3, 3), 5e-5)
+    torch.testing.assert_close(max_normalize(raw), raw)  # below the threshold: left as it is
+    torch.testing.assert_close(max_normalize(raw * 10).amax(), torch.tensor(1.0))

@@ -11,7 +11,7 @@ import torch
 
 from generative.distributions import AbsorbingBernoulli
 from generative.dood import DooD
-from generative.dood_config import DOOD_CONFIGS, DooDConfig, dood_config
+from generative.dood_config import DOOD_CONFIGS, FREE_SIGMA_BOUNDS, DooDConfig, dood_config
 from guides.dood import DooDGuide
 from inference.nvil import EnumeratedObjective, NVILObjective, make_stop_objective
 from tasks.data.glyphs import generate_glyphs, render_glyphs
@@ -144,7 +144,7 @@ def _zero_grad_params(modules) -> list[str]:
 @pytest.mark.parametrize("renderer", ["spline", "neural"])
 def test_gradients_reach_every_parameter(renderer):
     """Through the renderer, the STN, the shared RNNs, the priors, the guide and the baseline."""
-    model, guide = tiny(renderer=renderer)
+    model, guide = tiny(renderer=renderer, stop_bias_init=None, prior_stop_bias_init=None)
     for net in (model.pres_net, guide.pres_net):  # mostly "on", weights kept (not zeroed)
         net.init_output(3.0, weight_scale=1.0)
     x, _ = thick_glyphs(20, 8, 3)
@@ -242,8 +242,15 @@ def _reconstruction_l1(guide, x) -> float:
 def test_small_dood_fits_glyphs_fast():
     """40 steps on 4 one-stroke glyphs (16×16, one stroke allowed, ~5 s): the ELBO rises by
     well over 100 nats and the reconstructions beat the empty canvas."""
-    x, _ = thick_glyphs(16, 4, 1, sigma=0.15)
-    model, guide = tiny(height=16, width=16, glimpse_size=8, max_strokes=1, likelihood_scale=0.1)
+    x, _ = thick_glyphs(16, 4, 1, sigma=0.15)  # wider than the official pen: free σ bounds
+    model, guide = tiny(
+        height=16,
+        width=16,
+        glimpse_size=8,
+        max_strokes=1,
+        likelihood_scale=0.1,
+        sigma_bounds=FREE_SIGMA_BOUNDS,
+    )
     model.train()
     history = _train(model, guide, EnumeratedObjective(4.0, max_steps=1), x, 40)
     empty = x.sum((1, 2, 3)).mean().item()

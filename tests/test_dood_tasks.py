@@ -81,11 +81,7 @@ def test_training_writes_checkpoint_eval_and_pictures(trained) -> None:
     counts = saved["stroke_counts"]
     assert sum(counts["histogram"]) == 8 and len(counts["histogram"]) == 4  # counts 0 … T=3
     assert 0.0 <= counts["accuracy"] <= 1.0  # glyphs: compared with the true stroke counts
-    assert saved["learning_rates"] == {
-        "base": 1e-4,
-        "guide.pres_net.": 1e-3,
-        "guide.baseline.": 1e-3,
-    }
+    assert saved["learning_rates"] == {"base": 1e-4, "guide.baseline.": 1e-3}
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "valid_elbo" in r] == [2, 3]
     assert all(math.isfinite(r["loss"]) for r in records if "loss" in r)
@@ -231,7 +227,8 @@ def test_cli_train_evaluate_complete(tmp_path, capsys) -> None:
     assert code == 0, capsys.readouterr().err
     saved = json.loads((out / "eval.json").read_text())
     assert saved["stop"] == "enum" and saved["model_config"]["height"] == 16
-    assert saved["learning_rates"] == {"base": 1e-4, "guide.pres_net.": 1e-3}  # no baseline
+    # no --lr: the CPU config's 1e-3; the stop network at the base lr; no baseline with enum
+    assert saved["learning_rates"] == {"base": 1e-3}
     ckpt = str(out / "checkpoint.pt")
     assert tasks.cli.main(["evaluate", ckpt, "--num-examples", "2", "--iwae-samples", "2"]) == 0
     assert "inferred strokes" in capsys.readouterr().out
@@ -245,7 +242,10 @@ def test_cli_train_evaluate_complete(tmp_path, capsys) -> None:
 def test_model_config_rules() -> None:
     cfg = model_config("dood", "dood_EG", dataset="omniglot", stop="enum", beta=2.0)
     assert cfg["execution_guidance"] is False and cfg["stop_mode"] == "enum"
-    assert cfg["beta"] == 2.0 and cfg["stop_bias_init"] == 8.0  # appendix C, Omniglot
+    assert cfg["beta"] == 2.0 and cfg["stop_bias_init"] == 10.0  # official code, Omniglot
+    assert model_config("dood", dataset="mnist")["stop_bias_init"] == 2.0
+    assert model_config("dood", dataset="glyphs")["warmup_steps"] > 0  # the "minutes" config
+    assert model_config("dood", dataset="mnist")["layout_components"] == 40  # the paper's
     assert cfg["height"] == 50  # appendix A
     air = model_config("air", dataset="omniglot")
     assert air["likelihood"] == "normal" and air["beta"] == 5.0 and not air["difference"]
@@ -259,10 +259,14 @@ def test_model_config_rules() -> None:
         model_config("draw")
 
 
-def test_learning_rate_groups_follow_appendix_c(tmp_path) -> None:
+@pytest.mark.parametrize("stop_lr", [None, 1e-3])
+def test_learning_rate_groups(tmp_path, stop_lr) -> None:
+    """The baseline at 1e-3; the stop network at the base lr (official) or at ``stop_lr`` (the
+    paper's appendix C: 1e-3 with the baseline)."""
     model, guide = build_dood(DooDConfig(**DOOD_TINY).to_dict())
     objective = stop_objective(model.config.to_dict())
-    config = TrainConfig(steps=1, batch_size=2, lr=1e-4, lr_groups=nvil_lr_groups(guide))
+    groups = nvil_lr_groups(guide, stop_lr)
+    config = TrainConfig(steps=1, batch_size=2, lr=1e-4, lr_groups=groups)
     batches = type(
         "B", (), {"batch_size": 2, "batch": lambda self, s: (torch.zeros(2, 1, 16, 16),)}
     )
@@ -276,7 +280,9 @@ def test_learning_rate_groups_follow_appendix_c(tmp_path) -> None:
         progress=False,
         objective=objective,
     )
-    fast = {id(p) for p in [*guide.pres_net.parameters(), *guide.baseline.parameters()]}
+    fast = {id(p) for p in guide.baseline.parameters()}
+    if stop_lr is not None:
+        fast |= {id(p) for p in guide.pres_net.parameters()}
     for group in trainer.optimizer.param_groups:
         ids = {id(p) for p in group["params"]}
         assert ids == fast if group["lr"] == 1e-3 else not (ids & fast)
@@ -375,9 +381,11 @@ def test_train_help_lists_the_family_options(capsys) -> None:
     with pytest.raises(SystemExit):
         tasks.cli.main(["train", "dood", "--help"])
     text = capsys.readouterr().out
-    for flag in ("--stop", "--beta", "--nvil-lr", "--image-size", "--iwae-samples", "--resume"):
+    flags = ("--stop", "--beta", "--stop-lr", "--baseline-lr", "--image-size", "--resume")
+    for flag in (*flags, "--iwae-samples"):
         assert flag in text
-    assert "(default: runs/dood)" in text and "(default: 0.0001)" in text
+    assert "(default: runs/dood)" in text and "(default: the config's: 0.0001" in text
+    assert "(default: chosen for the dataset)" in text
     assert text.count("(default: 2000)") == 1
 
 

@@ -21,12 +21,13 @@ AIR_TINY: dict[str, Any] = dict(
 
 def tiny_dood(size: int, hidden: int, render_points: int) -> dict[str, Any]:
     """``DooDConfig`` fields of a 3-stroke DooD on ``size × size`` images: glimpses of half the
-    image size, ``hidden`` units in every network, two mixture components and ``render_points``
-    curve points."""
+    image size, cubic strokes, ``hidden`` units in every network, two mixture components and
+    ``render_points`` curve points."""
     return dict(
         height=size,
         width=size,
         max_strokes=3,
+        control_points=4,
         glimpse_size=size // 2,
         hidden_size=hidden,
         feature_size=hidden,

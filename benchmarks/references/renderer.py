@@ -96,7 +96,8 @@ def dense_render(
     peak = raster.reshape(n, -1).max(1)[0]
     if detach_max:
         peak = peak.detach()
-    raster = raster / peak.clamp_min(MAXNORM_EPS)[:, None, None]  # Eq. 12 (safe_div)
+    peak = torch.where(peak >= MAXNORM_EPS, peak, torch.ones_like(peak))  # official safe_div
+    raster = raster / peak[:, None, None]  # Eq. 12
     images = raster.reshape(batch, strokes, height, width)
     images = torch.tanh(images / omega0[..., None, None])  # Eq. 13
     canvas = torch.tanh(images.sum(1) / omega1[:, None, None])  # Eq. 14
@@ -124,7 +125,8 @@ def separable_autograd_render(
     g_col = torch.exp(-((cols - curve[..., 0:1]).square() * inv_var).clamp_max(EXP_CUTOFF))
     g_row = torch.exp(-((rows - curve[..., 1:2]).square() * inv_var).clamp_max(EXP_CUTOFF))
     raw = torch.matmul(g_row.transpose(-1, -2), g_col)
-    peak = raw.amax(dim=(-2, -1), keepdim=True).clamp_min(MAXNORM_EPS)
+    peak = raw.amax(dim=(-2, -1), keepdim=True)
+    peak = torch.where(peak >= MAXNORM_EPS, peak, torch.ones_like(peak))
     images = torch.tanh(raw / peak / omega0[..., None, None])
     return images, compose_canvas(images, omega1)
 

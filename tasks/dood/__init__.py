@@ -11,7 +11,9 @@
 * :mod:`tasks.dood.pictures` (with :mod:`tasks.dood.mosaic`) — step-by-step reconstructions with
   the Bézier curves, samples per temperature, completions; :mod:`tasks.dood.completion` —
   partial completion (Fig. 8);
-* :mod:`tasks.dood.commands` — ``evaluate``, ``sample``, ``reconstruct``, ``complete``.
+* :mod:`tasks.dood.commands` — ``evaluate``, ``sample``, ``reconstruct``, ``complete``;
+  :mod:`tasks.dood.strokes` — ``strokes``: k-means clusters, silhouette and t-SNE of the inferred
+  strokes (Fig. 5).
 """
 
 from __future__ import annotations
@@ -30,12 +32,12 @@ from tasks.dood.data import DATASETS
 from tasks.dood.models import (
     BASE_LR,
     CONFIGS,
-    DEFAULT_CONFIG,
     MODEL_NAMES,
     DooDOptions,
     build_air_pair,
     build_dood,
 )
+from tasks.dood.strokes import StrokesOptions, strokes_command
 from tasks.dood.training import DooDPlan
 from tasks.family import Command, Family, ModelSpec
 
@@ -57,7 +59,7 @@ FAMILY = Family(
             help=_HELP[name],
             build=_BUILD[name],
             configs=CONFIGS[name],
-            default_config=DEFAULT_CONFIG[name],
+            default_config=None,  # chosen for the dataset (default_config_name)
             options=DooDOptions,
             default_dataset="mnist",
         )
@@ -68,15 +70,17 @@ FAMILY = Family(
     run_defaults={
         "steps": 2000,
         "batch_size": 64,
-        "lr": BASE_LR,
+        "lr": None,  # DooDPlan.train_settings: BASE_LR, or CONFIG_LR for the CPU configs
         "validate_every": 200,
         "checkpoint_every": 200,
     },
     model_run_defaults={name: {"out": f"runs/{name}"} for name in MODEL_NAMES},
+    default_texts={"lr": f"the config's: {BASE_LR:g} (appendix C), 1e-3 for the CPU configs"},
     commands={
         "evaluate": Command(evaluate_command, DooDEvaluateOptions),
         "sample": Command(sample_command, SampleOptions),
         "reconstruct": Command(reconstruct_command, ReconstructOptions),
         "complete": Command(complete_command, CompleteOptions, models=("dood",)),
+        "strokes": Command(strokes_command, StrokesOptions),
     },
 )

@@ -7,11 +7,13 @@
 * ``air`` — vanilla AIR (Fig. 3d) and ``difference-air`` — Difference-AIR (Fig. 3c; the paper's
   "AIR" everywhere else), :mod:`generative.air` with :mod:`guides.air` (β = 5, appendix C).
 
-The training objective is the β-weighted ELBO of sec. 2.3 (Eq. 9; β weights the stop variables'
-KL) with the stop variables ``o_t`` handled by NVIL (appendix C.1) or summed out exactly
-(:mod:`inference.nvil`). Adam uses 1e-3 for "the parameters whose gradients are estimated with
-NVIL" — the guide's stop network and the NVIL baseline (the official code's ``pr_net_param`` and
-``baseline_params`` groups) — and 1e-4 for the rest (appendix C).
+The training objective is the ELBO with β (sec. 2.3; the config's ``beta_mode`` says how β
+enters, the official code's reading by default) and the stop variables ``o_t`` handled by NVIL
+(appendix C.1) or summed out exactly, after an optional warm-up with every stroke on
+(:mod:`inference.nvil`). Learning rates: the base ``--lr`` (appendix C: 1e-4; the CPU configs
+:data:`CONFIG_LR`: 1e-3), the NVIL baseline ``--baseline-lr`` 1e-3, and the guide's stop network
+``--stop-lr``: by default the base lr, as in the official code (its 1e-3 group ``pr_net_param``
+is empty for DooD); the paper's appendix C puts it at 1e-3 with the baseline.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch import nn
 
 from generative.air import AIR_CONFIGS, Air, AirConfig, air_config
 from generative.dood import DooD
-from generative.dood_config import DOOD_CONFIGS, DooDConfig, dood_config
+from generative.dood_config import DOOD_CONFIGS, GUIDE_STOP_BIAS, DooDConfig, dood_config
 from guides.air import AirGuide
 from guides.dood import DooDGuide
 from inference.nvil import make_stop_objective
@@ -34,6 +36,8 @@ from tasks.options import check_options, non_negative, option, positive
 __all__ = [
     "BASE_LR",
     "CONFIGS",
+    "CONFIG_LR",
+    "DATASET_CONFIG",
     "DEFAULT_CONFIG",
     "MODEL_NAMES",
     "NVIL_LR",
@@ -43,6 +47,7 @@ __all__ = [
     "DooDOptions",
     "build_air_pair",
     "build_dood",
+    "default_config_name",
     "image_side",
     "max_steps",
     "model_config",
@@ -58,9 +63,24 @@ CONFIGS: dict[str, tuple[str, ...]] = {
     "difference-air": ("difference_air", "small"),
 }
 STOP_MODES: tuple[str, ...] = ("nvil", "enum")
-OMNIGLOT_STOP_BIAS = 8.0  # appendix C: "the initial bias is set to a high value (e.g. 8)"
-NVIL_LR = 1e-3  # appendix C: the NVIL-estimated parameters
+# appendix C: "the initial bias is set to a high value (e.g. 8)"; the official code uses 10
+OMNIGLOT_STOP_BIAS = GUIDE_STOP_BIAS["omniglot"]
+NVIL_LR = 1e-3  # appendix C: the NVIL-estimated parameters (official: the baseline's)
 BASE_LR = 1e-4  # appendix C: the rest
+# base learning rates of the CPU configurations (runs of minutes to hours, not days)
+CONFIG_LR: dict[tuple[str, str], float] = {
+    ("dood", "minutes"): 1e-3,
+    ("dood", "hours"): 1e-3,
+    ("dood", "small"): 1e-3,
+    ("air", "small"): 1e-3,
+    ("difference-air", "small"): 1e-3,
+}
+# the default configuration per dataset where it is not the paper's
+DATASET_CONFIG: dict[tuple[str, str], str] = {
+    ("dood", "glyphs"): "minutes",
+    ("air", "glyphs"): "small",
+    ("difference-air", "glyphs"): "small",
+}
 PAPER_IWAE_SAMPLES = 200  # Fig. 4: IWAE with 200 samples
 
 
@@ -117,6 +137,13 @@ def _fields(
     return fields
 
 
+def default_config_name(model: str, dataset: str | None) -> str:
+    """The configuration used without ``--config``: :data:`DATASET_CONFIG` (the CPU ``minutes``
+    one on glyphs), else the paper's."""
+    key = (model, canonical_dataset(dataset)) if dataset is not None else None
+    return DATASET_CONFIG.get(key, DEFAULT_CONFIG[model]) if key else DEFAULT_CONFIG[model]
+
+
 def model_config(
     model: str,
     config_name: str | None = None,
@@ -134,7 +161,7 @@ def model_config(
     ``σ(8)``) and, for AIR, Fig. 4's Gaussian likelihood (explicit ``overrides`` win).
     """
     _check_model(model)
-    name = config_name or DEFAULT_CONFIG[model]
+    name = config_name or default_config_name(model, dataset)
     if name not in CONFIGS[model]:
         raise ValueError(f"unknown {model} config {name!r}; choose one of {list(CONFIGS[model])}")
     fields = _fields(model, dataset, image_size, stop, beta)
@@ -155,17 +182,28 @@ def max_steps(config: dict[str, Any]) -> int:
 
 
 def stop_objective(config: dict[str, Any]) -> Callable:
-    """The training objective of a config: the β-weighted ELBO (Eq. 9) with NVIL (appendix C.1)
-    or exact enumeration of the number of strokes, :func:`inference.nvil.make_stop_objective`."""
-    return make_stop_objective(config["stop_mode"], float(config["beta"]), max_steps(config))
+    """The training objective of a config: the ELBO with β read as ``config["beta_mode"]`` and
+    NVIL (appendix C.1) or the enumerated number of strokes after ``config["warmup_steps"]``
+    steps with every stroke on, :func:`inference.nvil.make_stop_objective`. Configs stored
+    before these fields existed read as the paper's β ("kl") without warm-up."""
+    return make_stop_objective(
+        config["stop_mode"],
+        float(config["beta"]),
+        max_steps(config),
+        beta_mode=config.get("beta_mode", "kl"),
+        warmup_steps=int(config.get("warmup_steps", 0)),
+    )
 
 
-def nvil_lr_groups(guide: nn.Module, lr: float = NVIL_LR) -> dict[str, float]:
-    """Appendix C's learning-rate groups for :class:`inference.trainer.TrainConfig`: ``lr`` for
-    the guide's stop network (``guide.pres_net.``) and NVIL baseline (``guide.baseline.``)."""
-    groups = {"guide.pres_net.": lr}
+def nvil_lr_groups(
+    guide: nn.Module, stop_lr: float | None = None, baseline_lr: float = NVIL_LR
+) -> dict[str, float]:
+    """Learning-rate groups for :class:`inference.trainer.TrainConfig`: ``stop_lr`` for the
+    guide's stop network (``guide.pres_net.``; ``None`` = the base lr, the official code) and
+    ``baseline_lr`` for the NVIL baseline (``guide.baseline.``)."""
+    groups = {} if stop_lr is None else {"guide.pres_net.": stop_lr}
     if getattr(guide, "baseline", None) is not None:
-        groups["guide.baseline."] = lr
+        groups["guide.baseline."] = baseline_lr
     return groups
 
 
@@ -191,9 +229,14 @@ class DooDOptions:
         check=non_negative,
         default_text="the config's; DooD 4, AIR 5",
     )
-    nvil_lr: float = option(
-        NVIL_LR, "learning rate of the stop network and NVIL baseline (appendix C)", check=positive
+    stop_lr: float | None = option(
+        None,
+        "learning rate of the guide's stop network (paper, appendix C: 1e-3)",
+        check=positive,
+        default_text="the base --lr, as the official code",
+        aliases=("--nvil-lr",),
     )
+    baseline_lr: float = option(NVIL_LR, "learning rate of the NVIL baseline", check=positive)
     image_size: int | None = option(
         None, "image side", check=image_side, default_text="the config's, 50"
     )

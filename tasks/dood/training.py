@@ -1,11 +1,12 @@
-"""DooD's and AIR's training plan: grey images at the model's size, the β-weighted ELBO with
-NVIL or the enumerated stroke count, appendix C's learning rates, test IWAE and stroke counts.
+"""DooD's and AIR's training plan: grey images at the model's size, the ELBO with β and NVIL or
+the enumerated stroke count (after the config's warm-up), test IWAE and stroke counts.
 
-``run.lr`` is the base learning rate (appendix C: 1e-4); :func:`nvil_lr_groups` adds
-``--nvil-lr`` (1e-3) for the guide's stop network and the NVIL baseline; with ``--stop enum``
-the stop network keeps its 1e-3 so the two estimators are compared at equal step sizes.
-Appendix C's Omniglot initialisation (stop networks output ``σ(8)`` at first) and Fig. 4's
-Gaussian likelihood for Omniglot-trained AIR are applied when training on ``omniglot``.
+``run.lr`` is the base learning rate (without ``--lr``: appendix C's 1e-4, or for the CPU configs
+:data:`tasks.dood.models.CONFIG_LR`); :func:`nvil_lr_groups` adds ``--baseline-lr`` for the NVIL
+baseline and ``--stop-lr`` for the guide's stop network where given. Without ``--config`` the
+configuration is :func:`tasks.dood.models.default_config_name` of the dataset (``minutes`` on
+glyphs). The Omniglot initialisation (the guide's stop network outputs ``σ(10)`` at first) and
+Fig. 4's Gaussian likelihood for Omniglot-trained AIR are applied when training on ``omniglot``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,16 @@ from tasks.data.batches import ImageBatches
 from tasks.data.core import ImageData
 from tasks.dood.data import canonical_dataset, load_dood_images
 from tasks.dood.evaluate import evaluate_dood, format_dood_summary, validation_metrics
-from tasks.dood.models import DooDOptions, model_config, nvil_lr_groups, stop_objective
+from tasks.dood.models import (
+    BASE_LR,
+    CONFIG_LR,
+    DEFAULT_CONFIG,
+    DooDOptions,
+    default_config_name,
+    model_config,
+    nvil_lr_groups,
+    stop_objective,
+)
 from tasks.dood.pictures import write_dood_pictures
 from tasks.family import ModelSpec, TrainPlan, TrainReport
 from tasks.options import RunOptions
@@ -64,9 +74,9 @@ class DooDPlan(TrainPlan):
         self.dataset = canonical_dataset(resumed.record.dataset if resumed else run.dataset)
         if resumed is not None:
             config = _resumed_config(resumed, options)
-            config_name = resumed.record.config_name or run.config or spec.default_config
+            config_name = resumed.record.config_name or run.config or DEFAULT_CONFIG[spec.name]
         else:
-            config_name = run.config or spec.default_config
+            config_name = run.config or default_config_name(spec.name, self.dataset)
             config = model_config(
                 spec.name,
                 config_name,
@@ -95,9 +105,19 @@ class DooDPlan(TrainPlan):
             objective=objective_record(config, options),
         )
         self.batches = ImageBatches(train.images, run.batch_size, seed=run.seed)
+        self.resumed_lr = resumed.payload.get("train_config", {}).get("lr") if resumed else None
+
+    def train_settings(self) -> dict[str, Any]:
+        """Without ``--lr`` (``run.lr`` None): a resumed run's own base lr, else the CPU
+        configs' (:data:`CONFIG_LR`), else appendix C's 1e-4."""
+        if self.run.lr is not None:
+            return {}
+        if self.resumed_lr is not None:
+            return {"lr": self.resumed_lr}
+        return {"lr": CONFIG_LR.get((self.spec.name, self.record.config_name or ""), BASE_LR)}
 
     def lr_groups(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
-        return nvil_lr_groups(guide, self.options.nvil_lr)
+        return nvil_lr_groups(guide, self.options.stop_lr, self.options.baseline_lr)
 
     def objective(self, model: nn.Module, guide: nn.Module) -> Objective:
         return stop_objective(self.record.model_config)
