@@ -230,7 +230,7 @@ def _train(model, guide, objective, x, steps, lr=2e-3):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 10.0)
         opt.step()
-        history.append(metrics["elbo"])
+        history.append(metrics.get("elbo", metrics.get("elbo_all_strokes")))
     return history
 
 
@@ -327,7 +327,13 @@ def test_small_dood_recovers_stroke_counts():
     optimum (:func:`stroke_count_accuracy`), so, as usual with local optima, we restart (seeds
     0–3) and keep the run with the highest ELBO — no labels involved. Measured (seeds 0–5):
     accuracies 6, 3, 3, 5, 3, 3 of 9 with ELBOs 506.6, 460.7, 473.6, 517.1, 476.6, 475.8: the
-    two runs that keep distinct counts have the highest ELBOs."""
+    two runs that keep distinct counts have the highest ELBOs.
+
+    Issue 11's official β (``beta_mode="signal"``) and stroke warm-up do not remove the lock-in
+    at this scale (200 steps, seeds 0–3, warm-up 100): β = 1 gave 3, 3, 3, 3 of 9, β = 2
+    3, 3, 3, 7, β = 4 3, 5, 3, 3; on 600 glyphs with minibatches (400 steps) every seed put
+    every glyph at 3 strokes. Counts are learned at the scale of ``pyro-draw train dood
+    --dataset glyphs`` (10k glyphs, ~1000 steps), not by overfitting nine."""
     runs = [stroke_count_accuracy(seed=seed, steps=300) for seed in range(4)]
     accuracy, chance, _ = max(runs, key=lambda run: run[2])
     assert chance == pytest.approx(1 / 3)

@@ -12,6 +12,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 from pyro.infer import TraceGraph_ELBO
+from torch import Tensor
 
 from generative.distributions import AbsorbingBernoulli
 from generative.dood import DooD
@@ -21,6 +22,7 @@ from inference.nvil import (
     EnumeratedObjective,
     NVILObjective,
     _count_log_probs,
+    all_strokes_traces,
     make_stop_objective,
 )
 from tests.tiny import tiny_dood
@@ -36,7 +38,8 @@ def _seed():
 
 
 def tiny_pair(**overrides) -> tuple[DooD, DooDGuide]:
-    model = DooD(DooDConfig(**{**TINY, **overrides}))
+    random_stop_nets = {"stop_bias_init": None, "prior_stop_bias_init": None}
+    model = DooD(DooDConfig(**{**TINY, **random_stop_nets, **overrides}))
     guide = DooDGuide(model)
     # stop probabilities near 1/2 at every step, so every stroke count is likely
     for net in (model.pres_net, guide.pres_net):
@@ -235,6 +238,77 @@ def test_nvil_normalisation_stays_finite_when_the_signal_scale_jumps():
         sds.append(objective.signal_var.sqrt().max().item())
     assert max(sds) < 1e6  # the signal's sd is ~2e4 at the jump; the old loop went to inf
     assert sds[-1] < 0.05 * max(sds)  # and it comes back down
+
+
+def _gradients(objective, model, guide, x, step=0, seed=0) -> tuple[float, dict[str, Tensor]]:
+    pyro.set_rng_seed(seed)
+    model.zero_grad()
+    guide.zero_grad()
+    loss, _ = objective(model, guide, (x,), step)
+    loss.backward()
+    named = [*model.named_parameters("model"), *guide.named_parameters("guide")]
+    grads = {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p) for n, p in named}
+    return loss.item(), grads
+
+
+@pytest.mark.parametrize("stop_mode", ["enum", "nvil"])
+def test_beta_modes_agree_at_beta_one(stop_mode):
+    """With β = 1 the paper's reading (β on the stop KL) and the official one (1/β on the
+    likelihood in the stop signal) are the same objective: equal losses and gradients."""
+    model, guide = tiny_pair()
+    x = images(6)
+    results = []
+    for mode in ("kl", "signal"):
+        objective = make_stop_objective(stop_mode, 1.0, 3, beta_mode=mode)
+        if stop_mode == "nvil":
+            objective.eval()  # no running statistics: both see the same (initial) ones
+        results.append(_gradients(objective, model, guide, x))
+    (loss_kl, grads_kl), (loss_signal, grads_signal) = results
+    assert loss_kl == pytest.approx(loss_signal, rel=1e-6)
+    for name, grad in grads_kl.items():
+        torch.testing.assert_close(grad, grads_signal[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_signal_mode_weights_only_the_count_gradient():
+    """Official β (enumerated count): the model's likelihood scale, which q(N) does not depend
+    on, gets the plain ELBO's gradient for any β, while the guide's stop network gets another
+    one; with the paper's reading β weights the model's stop prior too."""
+    model, guide = tiny_pair(likelihood_scale=None)  # a learned scale
+    x = images(6)
+    plain = _gradients(EnumeratedObjective(1.0, max_steps=3), model, guide, x)[1]
+    signal = _gradients(EnumeratedObjective(4.0, max_steps=3, beta_mode="signal"), model, guide, x)[
+        1
+    ]
+    name = "model.likelihood_scale_raw"
+    torch.testing.assert_close(signal[name], plain[name], rtol=1e-5, atol=1e-7)
+    stop = "guide.pres_net.output.bias"
+    assert not torch.allclose(signal[stop], plain[stop], rtol=1e-3)
+    kl = _gradients(EnumeratedObjective(4.0, max_steps=3, beta_mode="kl"), model, guide, x)[1]
+    assert not torch.allclose(kl["model.pres_net.output.bias"], plain["model.pres_net.output.bias"])
+
+
+@pytest.mark.parametrize("stop_mode", ["enum", "nvil"])
+def test_warmup_forces_every_stroke_then_learns_the_count(stop_mode):
+    """Before ``warmup_steps`` the objective is the ELBO given N = T: every stroke on, no
+    gradient for either stop network and no NVIL statistics; from that step on, the usual
+    objective (the schedule follows the trainer's step, so a resumed run continues it)."""
+    model, guide = tiny_pair()
+    x = images(6)
+    objective = make_stop_objective(stop_mode, 4.0, 3, warmup_steps=5)
+    loss, grads = _gradients(objective, model, guide, x, step=4)
+    pyro.set_rng_seed(0)
+    _, metrics = objective(model, guide, (x,), 4)
+    assert metrics["num_strokes"] == 3.0 and "elbo_all_strokes" in metrics
+    for name in ("model.pres_net.output.bias", "guide.pres_net.output.bias"):
+        assert torch.all(grads[name] == 0), name
+    assert grads["guide.what_net.output.bias"].abs().sum() > 0
+    if stop_mode == "nvil":
+        assert torch.all(objective.updates == 0)
+    _, grads = _gradients(objective, model, guide, x, step=5)
+    assert grads["guide.pres_net.output.bias"].abs().sum() > 0
+    # the forced-strokes loss is minus the ELBO of the all-strokes-on traces
+    model_trace, guide_trace = all_strokes_traces(model, guide, (x,), "z_pres", 3)
+    assert math.isfinite(model_trace.log_prob_sum().item())
 
 
 def test_objective_errors():
