@@ -244,6 +244,7 @@ def test_model_config_rules() -> None:
     assert cfg["execution_guidance"] is False and cfg["stop_mode"] == "enum"
     assert cfg["beta"] == 2.0 and cfg["stop_bias_init"] == 10.0  # official code, Omniglot
     assert model_config("dood", dataset="mnist")["stop_bias_init"] == 2.0
+    assert model_config("dood", "hours", dataset="omniglot")["stop_bias_init"] == 2.0  # warm-up
     assert model_config("dood", dataset="glyphs")["warmup_steps"] > 0  # the "minutes" config
     assert model_config("dood", dataset="mnist")["layout_components"] == 40  # the paper's
     assert cfg["height"] == 50  # appendix A
