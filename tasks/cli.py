@@ -5,8 +5,8 @@
 * ``pyro-draw evaluate|sample|reconstruct|interpolate|complete|strokes CHECKPOINT …`` — the
   checkpoint is read once and the command of its model's family runs; an option that the model's
   command does not take is an error, not silently ignored;
-* ``pyro-draw one-shot …`` — the task commands of :mod:`tasks.commands` (not tied to a model
-  family), each with its own options class.
+* ``pyro-draw one-shot [CHECKPOINT] …`` — the task commands of :mod:`tasks.commands` (not tied
+  to a model family), each with its own options class (and optional positional arguments).
 """
 
 from __future__ import annotations
@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(
             task.name, help=task.help, description=task.description, allow_abbrev=False
         )
+        if task.arguments is not None:
+            task.arguments(p)
         add_options(p, task.options)
     return parser
 

@@ -3,16 +3,25 @@
 Each is a :class:`TaskCommand` (name, help, an options dataclass built on
 :class:`tasks.options.DataOptions`, and ``run(options)``); :mod:`tasks.cli` generates its parser
 with :func:`tasks.options.add_options` and calls :func:`tasks.training.prepare_process` before
-``run``. A new task adds one line to :data:`TASK_COMMANDS`.
+``run``; ``arguments(parser)``, if given, adds what a dataclass field cannot be (e.g. an optional
+positional argument, whose value reaches the options field of the same name). A new task adds one
+line to :data:`TASK_COMMANDS`.
 """
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tasks.one_shot import ONE_SHOT_DESCRIPTION, ONE_SHOT_HELP, OneShotOptions, run_one_shot
+from tasks.one_shot import (
+    ONE_SHOT_DESCRIPTION,
+    ONE_SHOT_HELP,
+    OneShotOptions,
+    add_one_shot_arguments,
+    run_one_shot,
+)
 
 __all__ = ["TASK_COMMANDS", "TaskCommand", "find_task_command"]
 
@@ -26,10 +35,18 @@ class TaskCommand:
     description: str
     options: type
     run: Callable[[Any], Any]
+    arguments: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 TASK_COMMANDS: tuple[TaskCommand, ...] = (
-    TaskCommand("one-shot", ONE_SHOT_HELP, ONE_SHOT_DESCRIPTION, OneShotOptions, run_one_shot),
+    TaskCommand(
+        "one-shot",
+        ONE_SHOT_HELP,
+        ONE_SHOT_DESCRIPTION,
+        OneShotOptions,
+        run_one_shot,
+        add_one_shot_arguments,
+    ),
 )
 
 

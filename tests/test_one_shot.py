@@ -211,5 +211,6 @@ def test_cli_writes_the_documented_json(tmp_path: Path, baseline: str, capsys) -
 
 
 def test_cli_reports_a_missing_archive(tmp_path: Path, capsys) -> None:
-    assert main(["one-shot", "--runs", str(tmp_path / "none.zip"), "--no-progress"]) == 1
+    argv = ["one-shot", "--baseline", "mhd", "--runs", str(tmp_path / "none.zip")]
+    assert main([*argv, "--no-progress"]) == 1
     assert "none.zip" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """Omniglot one-shot classification (Lake et al. 2015; DooD, Liang et al. 2022, sec. 3.2).
 
 :mod:`~tasks.one_shot.runs` reads the 20 official within-alphabet 20-way runs,
-:mod:`~tasks.one_shot.baselines` holds the model-free classifiers (the demo's Modified
+:mod:`~tasks.one_shot.type_token` scores them with a DooD model by type-token scoring (Eqs.
+17–20), :mod:`~tasks.one_shot.baselines` holds the model-free classifiers (the demo's Modified
 Hausdorff distance and a pixel-space nearest neighbour) and :mod:`~tasks.one_shot.task` runs a
 classifier over the runs (``pyro-draw one-shot``).
 """
@@ -12,22 +13,38 @@ from tasks.one_shot.task import (
     ONE_SHOT_DESCRIPTION,
     ONE_SHOT_HELP,
     OneShotOptions,
+    add_one_shot_arguments,
     evaluate_runs,
     run_one_shot,
+)
+from tasks.one_shot.type_token import (
+    CharacterTypes,
+    TypeTokenScorer,
+    TypeTokenSettings,
+    aggregate_scores,
+    infer_types,
+    score_types,
 )
 
 __all__ = [
     "BASELINES",
     "ONE_SHOT_DESCRIPTION",
     "ONE_SHOT_HELP",
+    "CharacterTypes",
     "OneShotOptions",
     "OneShotRun",
     "OneShotRuns",
     "Scorer",
+    "TypeTokenScorer",
+    "TypeTokenSettings",
+    "add_one_shot_arguments",
+    "aggregate_scores",
     "evaluate_runs",
+    "infer_types",
     "load_runs",
     "mhd_scores",
     "modified_hausdorff",
     "pixel_scores",
     "run_one_shot",
+    "score_types",
 ]

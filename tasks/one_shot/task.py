@@ -190,6 +190,8 @@ class OneShotOptions(DataOptions):
                 "give either a DooD CHECKPOINT (type-token scoring) or --baseline "
                 f"{'|'.join(BASELINES)}" + (", not both" if self.baseline is not None else "")
             )
+        if self.checkpoint is not None:
+            self.type_token_settings()  # checks the combination (e.g. the scale range)
         if self.baseline is not None:
             changed = [
                 f"--{f.name.replace('_', '-')}"
