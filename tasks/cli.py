@@ -5,8 +5,9 @@
 * ``pyro-draw evaluate|sample|reconstruct|interpolate|complete|strokes CHECKPOINT …`` — the
   checkpoint is read once and the command of its model's family runs; an option that the model's
   command does not take is an error, not silently ignored;
-* ``pyro-draw one-shot [CHECKPOINT] …`` — the task commands of :mod:`tasks.commands` (not tied
-  to a model family), each with its own options class (and optional positional arguments).
+* ``pyro-draw one-shot [CHECKPOINT] …``, ``pyro-draw exemplars CHECKPOINT …`` — the task
+  commands of :mod:`tasks.commands` (not tied to a model family), each with its own options class
+  (and positional arguments).
 """
 
 from __future__ import annotations

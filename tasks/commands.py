@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.one_shot import (
+    EXEMPLARS_DESCRIPTION,
+    EXEMPLARS_HELP,
     ONE_SHOT_DESCRIPTION,
     ONE_SHOT_HELP,
+    ExemplarsOptions,
     OneShotOptions,
+    add_exemplars_arguments,
     add_one_shot_arguments,
+    run_exemplars,
     run_one_shot,
 )
 
@@ -46,6 +51,14 @@ TASK_COMMANDS: tuple[TaskCommand, ...] = (
         OneShotOptions,
         run_one_shot,
         add_one_shot_arguments,
+    ),
+    TaskCommand(
+        "exemplars",
+        EXEMPLARS_HELP,
+        EXEMPLARS_DESCRIPTION,
+        ExemplarsOptions,
+        run_exemplars,
+        add_exemplars_arguments,
     ),
 )
 

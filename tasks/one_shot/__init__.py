@@ -4,10 +4,21 @@
 :mod:`~tasks.one_shot.type_token` scores them with a DooD model by type-token scoring (Eqs.
 17–20), :mod:`~tasks.one_shot.baselines` holds the model-free classifiers (the demo's Modified
 Hausdorff distance and a pixel-space nearest neighbour) and :mod:`~tasks.one_shot.task` runs a
-classifier over the runs (``pyro-draw one-shot``).
+classifier over the runs (``pyro-draw one-shot``) and :mod:`~tasks.one_shot.exemplars` draws new
+exemplars of characters from their types (DooD Fig. 7, ``pyro-draw exemplars``).
 """
 
 from tasks.one_shot.baselines import BASELINES, Scorer, mhd_scores, modified_hausdorff, pixel_scores
+from tasks.one_shot.exemplars import (
+    EXEMPLARS_DESCRIPTION,
+    EXEMPLARS_HELP,
+    ExemplarSettings,
+    ExemplarsOptions,
+    add_exemplars_arguments,
+    run_exemplars,
+    sample_exemplars,
+    write_exemplars_grid,
+)
 from tasks.one_shot.runs import OneShotRun, OneShotRuns, load_runs
 from tasks.one_shot.task import (
     ONE_SHOT_DESCRIPTION,
@@ -28,15 +39,20 @@ from tasks.one_shot.type_token import (
 
 __all__ = [
     "BASELINES",
+    "EXEMPLARS_DESCRIPTION",
+    "EXEMPLARS_HELP",
     "ONE_SHOT_DESCRIPTION",
     "ONE_SHOT_HELP",
     "CharacterTypes",
+    "ExemplarSettings",
+    "ExemplarsOptions",
     "OneShotOptions",
     "OneShotRun",
     "OneShotRuns",
     "Scorer",
     "TypeTokenScorer",
     "TypeTokenSettings",
+    "add_exemplars_arguments",
     "add_one_shot_arguments",
     "aggregate_scores",
     "evaluate_runs",
@@ -45,6 +61,9 @@ __all__ = [
     "mhd_scores",
     "modified_hausdorff",
     "pixel_scores",
+    "run_exemplars",
     "run_one_shot",
+    "sample_exemplars",
     "score_types",
+    "write_exemplars_grid",
 ]
