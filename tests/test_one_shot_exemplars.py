@@ -12,7 +12,6 @@ import torch
 from PIL import Image
 
 from generative.air import AirConfig
-from generative.dood_config import DooDConfig
 from inference.checkpoint import save_checkpoint
 from tasks.cli import main
 from tasks.data import DataError
@@ -30,7 +29,7 @@ from tasks.one_shot.exemplars import (
 )
 from tasks.one_shot.tokens import TokenTypes, render_tokens
 from tests.test_one_shot import _fake_archive
-from tests.tiny import AIR_TINY, tiny_dood
+from tests.tiny import AIR_TINY, tiny_dood, tiny_dood_pair
 
 SIZE = 16
 POINTS = 20  # curve points of the renderer
@@ -115,10 +114,7 @@ def test_fig7_noise_moves_the_middle_point_far_more_than_its_neighbours() -> Non
 
 # ----------------------------------------------------------------------------- with a model
 def _dood(seed: int = 0):
-    torch.manual_seed(seed)
-    config = DooDConfig(**DOOD_TINY).to_dict()
-    model, guide = FAMILY.model("dood").build(config)
-    return model.eval(), guide.eval(), config
+    return tiny_dood_pair(SIZE, seed)
 
 
 def test_shapes_seeds_and_the_noiseless_exemplars() -> None:

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from generative.air import AirConfig
-from generative.dood_config import DooDConfig
 from inference.checkpoint import save_checkpoint
 from tasks.cli import main
 from tasks.data.glyphs import generate_glyphs
@@ -33,7 +32,7 @@ from tasks.one_shot.type_token import (
     two_way_scores,
 )
 from tests.test_one_shot import _fake_archive, _run_of
-from tests.tiny import AIR_TINY, tiny_dood
+from tests.tiny import AIR_TINY, tiny_dood, tiny_dood_pair
 
 SIZE = 16
 DOOD_TINY = tiny_dood(SIZE, hidden=16, render_points=20)
@@ -219,10 +218,7 @@ def test_permuting_the_supports_permutes_the_scores() -> None:
 
 # ----------------------------------------------------------------------------- DooD
 def _dood(seed: int = 0):
-    torch.manual_seed(seed)
-    config = DooDConfig(**DOOD_TINY).to_dict()
-    model, guide = FAMILY.model("dood").build(config)
-    return model.eval(), guide.eval(), config
+    return tiny_dood_pair(SIZE, seed)
 
 
 def test_types_from_a_dood_guide() -> None:

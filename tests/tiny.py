@@ -50,3 +50,17 @@ def tiny_sketch_rnn(**fields: Any) -> SketchRNNConfig:
         recurrent_dropout=0.0,
         **fields,
     )
+
+
+def tiny_dood_pair(size: int = 16, seed: int = 0) -> tuple[Any, Any, dict[str, Any]]:
+    """A seeded, randomly initialised tiny DooD (``tiny_dood(size, 16, 20)``) through the family
+    builder, in eval mode: ``(model, guide, config dict)``."""
+    import torch
+
+    from generative.dood_config import DooDConfig
+    from tasks.dood import FAMILY
+
+    torch.manual_seed(seed)
+    config = DooDConfig(**tiny_dood(size, hidden=16, render_points=20)).to_dict()
+    model, guide = FAMILY.model("dood").build(config)
+    return model.eval(), guide.eval(), config
