@@ -49,6 +49,7 @@ from torch import Tensor, nn
 from generative.checks import check_image_batch
 from generative.config import ConfigDict, named_config
 from generative.distributions import AbsorbingBernoulli
+from generative.dood_config import BETA_MODES
 from generative.layout import LIKELIHOOD_SCALE_BOUNDS, bounded
 from generative.networks import MLP
 from generative.stn import place
@@ -151,9 +152,9 @@ class AirConfig(ConfigDict):
                 f"AirConfig.where_prior_scale must be > 0 (one value or {WHERE_SIZE}), "
                 f"found {self.where_prior_scale}"
             )
-        if self.beta_mode not in ("signal", "kl"):
+        if self.beta_mode not in BETA_MODES:
             raise ValueError(
-                f"AirConfig.beta_mode must be 'signal' or 'kl', found {self.beta_mode!r}"
+                f"AirConfig.beta_mode must be one of {BETA_MODES}, found {self.beta_mode!r}"
             )
         if self.warmup_steps < 0:
             raise ValueError(f"AirConfig.warmup_steps must be >= 0, found {self.warmup_steps}")

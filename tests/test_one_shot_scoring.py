@@ -18,19 +18,16 @@ from tasks.cli import main
 from tasks.data.glyphs import generate_glyphs
 from tasks.dood import FAMILY
 from tasks.one_shot.baselines import ink_points, modified_hausdorff
-from tasks.one_shot.type_token import (
+from tasks.one_shot.tokens import (
     OFFICIAL_CODE,
-    CharacterTypes,
-    TypeTokenScorer,
     TypeTokenSettings,
     aggregate_scores,
-    infer_types,
     render_tokens,
-    score_types,
     token_affine,
     token_model,
     two_way_scores,
 )
+from tasks.one_shot.type_token import CharacterTypes, TypeTokenScorer, infer_types, score_types
 from tests.test_one_shot import _fake_archive, _run_of
 from tests.tiny import AIR_TINY, tiny_dood, tiny_dood_pair
 

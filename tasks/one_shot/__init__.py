@@ -28,14 +28,8 @@ from tasks.one_shot.task import (
     evaluate_runs,
     run_one_shot,
 )
-from tasks.one_shot.type_token import (
-    CharacterTypes,
-    TypeTokenScorer,
-    TypeTokenSettings,
-    aggregate_scores,
-    infer_types,
-    score_types,
-)
+from tasks.one_shot.tokens import TypeTokenSettings, aggregate_scores
+from tasks.one_shot.type_token import CharacterTypes, TypeTokenScorer, infer_types, score_types
 
 __all__ = [
     "BASELINES",

@@ -80,7 +80,7 @@ from tasks.one_shot.tokens import (
     TYPE_WEIGHTS,
     TokenTypes,
     TypeTokenSettings,
-    _apply_affine,
+    apply_affine,
     render_tokens,
     token_affine,
 )
@@ -202,7 +202,7 @@ def exemplar_model(
         if settings.affine:
             prior = dist.Normal(types.points.new_zeros(batch, AFFINE_SIZE), 1.0).to_event(1)
             raw = pyro.sample("affine", prior)
-            points = _apply_affine(token_affine(raw, settings.type_token_settings()), points)
+            points = apply_affine(token_affine(raw, settings.type_token_settings()), points)
         pyro.deterministic("token_points", points, event_dim=3)
     return render_tokens(points, types, size, num_points)
 

@@ -30,16 +30,15 @@ from tasks.families import load_trained
 from tasks.figures import save_image_grid
 from tasks.one_shot.baselines import BASELINES, Scorer
 from tasks.one_shot.runs import DEFAULT_SIZE, OneShotRun, OneShotRuns, load_runs
-from tasks.one_shot.type_token import (
+from tasks.one_shot.tokens import (
     AFFINE_PRIORS,
     MOTOR_REDUCTIONS,
     TOKEN_SCORES,
     TYPE_SELECTIONS,
     TYPE_WEIGHTS,
-    TypeTokenScorer,
     TypeTokenSettings,
-    check_type_token_model,
 )
+from tasks.one_shot.type_token import TypeTokenScorer, check_type_token_model
 from tasks.options import DataOptions, field_default, non_negative, option, positive
 from tasks.results import write_json
 

@@ -32,6 +32,7 @@ __all__ = [
     "TokenTypes",
     "TypeTokenSettings",
     "aggregate_scores",
+    "apply_affine",
     "fit_tokens",
     "log_density",
     "render_tokens",
@@ -186,7 +187,7 @@ def token_affine(raw: Tensor, settings: TypeTokenSettings) -> Tensor:
     return torch.stack([row0, row1], -2)
 
 
-def _apply_affine(matrix: Tensor, points: Tensor) -> Tensor:
+def apply_affine(matrix: Tensor, points: Tensor) -> Tensor:
     """``points (B, T, J, 2) ↦ A p + t`` with one ``matrix (B, 2, 3)`` per element."""
     linear, shift = matrix[:, None, :, :2], matrix[:, None, None, :, 2]
     return torch.matmul(points, linear.transpose(-1, -2)) + shift
@@ -223,7 +224,7 @@ def token_model(
         if settings.affine_prior == "flat":
             prior = prior.mask(False)
         raw = pyro.sample("affine", prior)
-        points = _apply_affine(token_affine(raw, settings), noisy)
+        points = apply_affine(token_affine(raw, settings), noisy)
         pyro.deterministic("token_points", points, event_dim=3)
         strokes = render_strokes(points, types.sigma, types.omega0, height, width, num_points)
         canvas = compose_canvas(strokes, types.omega1, types.present).unsqueeze(1)

@@ -90,13 +90,6 @@ from generative.traces import stack_sites
 from inference.iwae import iwae_bound
 from tasks.one_shot.runs import OneShotRun
 from tasks.one_shot.tokens import (
-    AFFINE_PRIORS,
-    AFFINE_SIZE,
-    MOTOR_REDUCTIONS,
-    OFFICIAL_CODE,
-    TOKEN_SCORES,
-    TYPE_SELECTIONS,
-    TYPE_WEIGHTS,
     Likelihood,
     TokenFit,
     TokenTypes,
@@ -105,35 +98,16 @@ from tasks.one_shot.tokens import (
     fit_tokens,
     log_density,
     render_tokens,
-    token_affine,
-    token_model,
     two_way_scores,
 )
 
 __all__ = [
-    "AFFINE_PRIORS",
-    "AFFINE_SIZE",
-    "MOTOR_REDUCTIONS",
-    "OFFICIAL_CODE",
-    "TOKEN_SCORES",
-    "TYPE_SELECTIONS",
-    "TYPE_WEIGHTS",
     "CharacterTypes",
-    "Likelihood",
-    "TokenFit",
-    "TokenTypes",
     "TypeTokenScorer",
-    "TypeTokenSettings",
-    "aggregate_scores",
     "check_type_token_model",
     "fit_scores",
-    "fit_tokens",
     "infer_types",
-    "render_tokens",
     "score_types",
-    "token_affine",
-    "token_model",
-    "two_way_scores",
 ]
 
 
