@@ -54,6 +54,7 @@ def _number_check(kind: str, ok: Callable[[float], bool]) -> Callable[[Any], Non
 positive = _number_check("a number > 0", lambda v: v > 0)
 non_negative = _number_check("a number >= 0", lambda v: v >= 0)
 probability = _number_check("a number in [0, 1]", lambda v: 0 <= v <= 1)
+fraction = _number_check("a number in [0, 1)", lambda v: 0 <= v < 1)
 
 
 def device_name(value: str) -> None:

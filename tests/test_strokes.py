@@ -32,6 +32,7 @@ from tasks.data.batches import StrokeBatches
 from tasks.data.glyphs import MAX_STROKES
 from tasks.data.paths import FileSpec, file_sha256
 from tasks.data.stroke_formats import (
+    drop_points,
     augment,
     inputs_and_targets,
     lines_to_stroke3,
@@ -537,6 +538,48 @@ def test_augment_scales_each_axis_per_sketch_within_range() -> None:
     assert seqs[0][0, 0] == 1  # inputs untouched
 
 
+def _magenta_drop(seq3: np.ndarray, draws: np.ndarray, prob: float) -> np.ndarray:
+    """magenta's ``augment_strokes`` loop, written out, with the uniform draws given."""
+    result: list[list[float]] = []
+    prev, count, stroke = [0.0, 0.0, 1.0], 0, [0.0, 0.0, 1.0]
+    for row, u in zip(seq3.tolist(), draws, strict=True):
+        count = 0 if row[2] == 1 or prev[2] == 1 else count + 1
+        if row[2] == 0 and prev[2] == 0 and count > 2 and u < prob:
+            stroke[0] += row[0]
+            stroke[1] += row[1]
+        else:
+            stroke = prev = list(row)
+            result.append(stroke)
+    return np.array(result, dtype=np.float32)
+
+
+@pytest.mark.parametrize("prob", [0.1, 0.5, 0.95])
+def test_drop_points_matches_magentas_loop(prob: float) -> None:
+    rng = np.random.default_rng(11)
+    seq = rng.normal(size=(60, 3)).astype(np.float32)
+    seq[:, 2] = (rng.random(60) < 0.15).astype(np.float32)
+    seq[-1, 2] = 1
+    out = drop_points(seq, np.random.default_rng(4), prob)
+    expected = _magenta_drop(seq, np.random.default_rng(4).random(60), prob)
+    np.testing.assert_allclose(out, expected, atol=1e-5)
+    assert len(out) < len(seq)  # something was dropped
+    # pen-lifted points and the sketch's end point stay where they were
+    lifted = np.cumsum(seq[:, :2], 0)[seq[:, 2] == 1]
+    np.testing.assert_allclose(np.cumsum(out[:, :2], 0)[out[:, 2] == 1], lifted, atol=1e-4)
+
+
+def test_drop_points_keeps_short_strokes_and_prob_zero() -> None:
+    seq = np.array([[1, 0, 0], [1, 0, 0], [1, 0, 1]] * 5, dtype=np.float32)  # 3-point strokes
+    assert np.array_equal(drop_points(seq, np.random.default_rng(0), 0.99), seq)
+    long = np.array([[1, 2, 0]] * 9 + [[1, 2, 1]], dtype=np.float32)
+    assert np.array_equal(drop_points(long, np.random.default_rng(0), 0.0), long)
+    thinned = drop_points(long, np.random.default_rng(0), 0.999)
+    assert len(thinned) == 4  # the first three points and the pen-lifted end survive
+    np.testing.assert_allclose(thinned[:2], long[:2])
+    np.testing.assert_allclose(thinned[2], [7, 14, 0])  # moved onto the last dropped point
+    np.testing.assert_allclose(thinned[:, :2].sum(0), long[:, :2].sum(0))
+
+
 def test_stroke_batches_deterministic_by_step() -> None:
     rng = np.random.default_rng(3)
     seqs = [rng.normal(size=(int(rng.integers(1, 9)), 3)).astype(np.float32) for _ in range(10)]
@@ -558,6 +601,11 @@ def test_stroke_batches_deterministic_by_step() -> None:
     assert torch.equal(plain, pad_batch([seqs[i] for i in idx], batches.max_length)[0])
     # the two batches of an epoch cover distinct sequences
     assert not set(batches.indices(2).tolist()) & set(idx)
+    dropping = StrokeBatches(seqs, 4, seed=5, drop_prob=0.5, random_scale=0.15)
+    expected = pad_batch(augment([seqs[i] for i in idx], dropping.rng(3), 0.15, 0.5), dropping.max_length)
+    assert torch.equal(dropping.batch(3)[0], expected[0])
+    with pytest.raises(ValueError, match="drop_prob"):
+        StrokeBatches(seqs, 4, drop_prob=1.0)
     with pytest.raises(ValueError, match="batch size 11"):
         StrokeBatches(seqs, 11)
 

@@ -88,7 +88,8 @@ class StrokeBatches(EpochBatches):
     data, a deterministic function of the step (like :class:`ImageBatches`).
 
     Epoch ``e`` uses a permutation seeded by ``(seed, e)``; the ragged tail is dropped. With
-    ``augment`` every batch is scaled by :func:`augment` with the generator :meth:`rng` ``(step)``.
+    ``augment`` every batch is scaled (and with ``drop_prob > 0`` thinned) by :func:`augment`
+    with the generator :meth:`rng` ``(step)``.
     ``max_length`` is ``N_max`` (default: the longest sequence in ``data``); use one value for all
     splits so that ``L_R`` (normalised by ``N_max``, Eq. 9) is comparable.
     """
@@ -102,6 +103,7 @@ class StrokeBatches(EpochBatches):
         seed: int = 0,
         augment: bool = True,
         random_scale: float = RANDOM_SCALE,
+        drop_prob: float = 0.0,
     ):
         self.sequences = list(data.sequences if isinstance(data, StrokeData) else data)
         if not 1 <= batch_size <= len(self.sequences):
@@ -117,7 +119,12 @@ class StrokeBatches(EpochBatches):
                 f"{self.max_length}"
             )
         super().__init__(len(self.sequences), batch_size, seed)
-        self.augment, self.random_scale = augment, random_scale
+        if not 0.0 <= random_scale < 1.0 or not 0.0 <= drop_prob < 1.0:
+            raise ValueError(
+                f"StrokeBatches: random_scale and drop_prob must lie in [0, 1), found "
+                f"{random_scale} and {drop_prob}"
+            )
+        self.augment, self.random_scale, self.drop_prob = augment, random_scale, drop_prob
 
     def rng(self, step: int) -> np.random.Generator:
         """The augmentation generator of ``step`` (seeded by ``(seed, step)``)."""
@@ -126,7 +133,7 @@ class StrokeBatches(EpochBatches):
     def batch(self, step: int) -> tuple[Tensor, Tensor]:
         chosen = [self.sequences[i] for i in self.indices(step).tolist()]
         if self.augment:
-            chosen = augment(chosen, self.rng(step), self.random_scale)
+            chosen = augment(chosen, self.rng(step), self.random_scale, self.drop_prob)
         return pad_batch(chosen, self.max_length)
 
 

@@ -38,8 +38,11 @@ from generative.strokes import END_TOKEN, START_TOKEN
 from .core import DataError
 
 __all__ = [
+    "MAGENTA_DROP_PROB",
+    "MAGENTA_RANDOM_SCALE",
     "RANDOM_SCALE",
     "augment",
+    "drop_points",
     "inputs_and_targets",
     "lines_to_stroke3",
     "pad_batch",
@@ -51,7 +54,12 @@ __all__ = [
     "validate_sequence",
 ]
 
-RANDOM_SCALE = 0.1  # augmentation factors U(1 - 0.1, 1 + 0.1) (appendix sec. 3)
+#: The paper's augmentation factors U(1 - 0.1, 1 + 0.1) (appendix sec. 3).
+RANDOM_SCALE = 0.1
+#: magenta's default ``random_scale_factor`` (``model.py get_default_hparams``).
+MAGENTA_RANDOM_SCALE = 0.15
+#: magenta's default ``augment_stroke_prob`` (point dropping; the paper does not mention it).
+MAGENTA_DROP_PROB = 0.1
 
 
 # ------------------------------------------------------------------------------ validation
@@ -228,15 +236,42 @@ def _scale_draws(rng: np.random.Generator, n: int, random_scale: float) -> np.nd
     return rng.uniform(1.0 - random_scale, 1.0 + random_scale, size=(n, 2))
 
 
+def drop_points(seq3: np.ndarray, rng: np.random.Generator, prob: float) -> np.ndarray:
+    """Point-dropping augmentation of magenta's ``utils.py augment_strokes``: each pen-down
+    point that is at least the 4th point of its stroke is dropped with probability ``prob``
+    and the previously kept point moves to its position (its offset absorbs the dropped one's).
+    A stroke's first three points and its pen-lifted end are never dropped, and the absolute
+    position of every pen-lifted point is unchanged. Returns a new float32 stroke-3 array."""
+    seq3 = np.asarray(seq3, dtype=np.float32)
+    n = len(seq3)
+    if prob <= 0 or n < 4:
+        return seq3.copy()
+    pen = seq3[:, 2]
+    starts = np.r_[True, pen[:-1] == 1]
+    in_stroke = np.arange(n) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
+    drop = (pen == 0) & (in_stroke >= 3) & (rng.random(n) < prob)
+    if not drop.any():
+        return seq3.copy()
+    group = np.cumsum(~drop) - 1  # the kept point each point merges into
+    last = np.r_[group[1:] != group[:-1], True]  # the last point of each group
+    position = np.cumsum(seq3[:, :2].astype(np.float64), axis=0)[last]
+    offsets = np.diff(position, axis=0, prepend=np.zeros((1, 2)))
+    return np.column_stack([offsets, pen[~drop]]).astype(np.float32)
+
+
 def augment(
-    sequences: Sequence[np.ndarray], rng: np.random.Generator, random_scale: float = RANDOM_SCALE
+    sequences: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    random_scale: float = RANDOM_SCALE,
+    drop_prob: float = 0.0,
 ) -> list[np.ndarray]:
     """Multiply each sketch's ``Δx`` and ``Δy`` by independent ``U(1 ± random_scale)`` factors
-    (appendix sec. 3); returns new float32 arrays, inputs unchanged."""
+    (appendix sec. 3), then, with ``drop_prob > 0``, drop points as :func:`drop_points`
+    (magenta's order: scale first); returns new float32 arrays, inputs unchanged."""
     factors = _scale_draws(rng, len(sequences), random_scale)
     out = []
     for s, f in zip(sequences, factors, strict=True):
         s = np.array(s, dtype=np.float32)
         s[:, :2] *= f.astype(np.float32)
-        out.append(s)
+        out.append(drop_points(s, rng, drop_prob) if drop_prob > 0 else s)
     return out

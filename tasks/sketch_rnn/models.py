@@ -25,8 +25,9 @@ from generative.sketch_rnn import SketchRNN
 from generative.sketch_rnn_config import SKETCH_RNN_CONFIGS, SketchRNNConfig
 from guides.sketch_rnn import SketchRNNGuide
 from inference.annealing import AnnealedKLObjective
+from tasks.data.stroke_formats import MAGENTA_DROP_PROB, MAGENTA_RANDOM_SCALE
 from tasks.data.strokes import DEFAULT_MAX_LENGTH
-from tasks.options import check_options, non_negative, option, positive, probability
+from tasks.options import check_options, fraction, non_negative, option, positive, probability
 
 __all__ = [
     "CONDITIONAL_CONFIGS",
@@ -92,7 +93,17 @@ class SketchDecoderOptions:
         check=decay_rate,
     )
     min_lr: float = option(1e-5, "floor of the decayed learning rate", check=non_negative)
-    augment: bool = option(True, "no random offset scaling (appendix sec. 3)")
+    augment: bool = option(True, "no augmentation (offset scaling, point dropping)")
+    random_scale: float = option(
+        MAGENTA_RANDOM_SCALE,
+        "offsets x U(1 ± s) per axis and sketch (magenta's default; the paper: 0.1)",
+        check=fraction,
+    )
+    drop_points: float = option(
+        MAGENTA_DROP_PROB,
+        "drop a stroke's 4th+ pen-down points with this probability (magenta; the paper: 0)",
+        check=fraction,
+    )
     valid_examples: int = option(500, "validation sketches (a fixed subset)", check=positive)
     iwae_samples: int = option(
         100, "K for the final test IWAE estimate (0: skip it)", check=non_negative

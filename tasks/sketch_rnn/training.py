@@ -3,10 +3,12 @@
 Data by name (:func:`tasks.data.strokes.load_strokes`), padded to ``N_max`` = the longest sketch
 of the train/valid/test splits (as the reference code; sketches longer than ``--max-length`` are
 dropped first), offsets divided by the training split's scale factor (stored in the model
-config), the paper's augmentation (appendix sec. 3), the annealed loss of appendix Eq. 4
-(:class:`inference.annealing.AnnealedKLObjective`), validation with the unannealed Eq. 3 (the
-train function keeps the best checkpoint as ``best.pt``), the reference code's learning-rate
-decay, and a final test evaluation (:func:`tasks.sketch_rnn.evaluate.evaluate_sketch_split`).
+config), magenta's augmentation (the offset scaling of appendix sec. 3 with magenta's 0.15, and
+point dropping; ``--random-scale 0.1 --drop-points 0`` is the paper's), the annealed loss of
+appendix Eq. 4 (:class:`inference.annealing.AnnealedKLObjective`), validation with the
+unannealed Eq. 3 (the train function keeps the best checkpoint as ``best.pt``), the reference
+code's learning-rate decay, and a final test evaluation
+(:func:`tasks.sketch_rnn.evaluate.evaluate_sketch_split`).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ class SketchPlan(TrainPlan):
         self.annealed = options.objective(resumed.record.objective if resumed else None)
         if resumed is not None:
             config, config_name = resumed.model_config, resumed.record.config_name
-            data = {**resumed.record.data, "augment": options.augment}
+            data = {**resumed.record.data, **self._augmentation(options)}
             self.splits = self._splits(
                 data["dataset"], config["max_length"], data.get("classes"), config["scale_factor"]
             )
@@ -61,7 +63,7 @@ class SketchPlan(TrainPlan):
                 "classes": options.classes,
                 "max_length_cap": options.max_length,
                 "info": {s: d.info for s, d in self.splits.items()},
-                "augment": options.augment,
+                **self._augmentation(options),
             }
         self.record = RunRecord(
             model=spec.name,
@@ -76,9 +78,19 @@ class SketchPlan(TrainPlan):
             max_length=config["max_length"],
             seed=run.seed,
             augment=options.augment,
+            random_scale=options.random_scale,
+            drop_prob=options.drop_points,
         )
         self.valid = subset(self.splits["valid"], options.valid_examples, run.seed)
         self.best_valid_loss = math.inf
+
+    @staticmethod
+    def _augmentation(options: SketchDecoderOptions) -> dict[str, Any]:
+        return {
+            "augment": options.augment,
+            "random_scale": options.random_scale if options.augment else 0.0,
+            "drop_points": options.drop_points if options.augment else 0.0,
+        }
 
     def _splits(self, dataset: Any, max_length: int, classes: Any, scale_factor: Any) -> dict:
         load = dict(data_dir=self.run.data_dir, download=self.run.download)
