@@ -46,11 +46,13 @@ Choices the paper leaves open (documented, tested where testable):
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import pyro
 import pyro.distributions as dist
+import pyro.poutine as poutine
 import torch
 from pyro.poutine.messenger import Messenger
 from pyro.poutine.subsample_messenger import _Subsample
@@ -117,6 +119,8 @@ class GameEnvironment(Protocol):
 
     def observe(self) -> Tensor: ...
 
+    def ball_locations(self) -> Tensor: ...
+
     def step(self, actions: Tensor) -> tuple[Tensor, Tensor, Tensor]: ...
 
 
@@ -128,6 +132,7 @@ class CatchEpisode(NamedTuple):
     actions: Tensor  # a_t, (T, B) int64
     locations: Tensor  # the clipped l_{t-1} sensed at step t, (T, B, 2)
     screens: Tensor  # x_1 … x_{T+1}, (T + 1, B, 1, H, W)
+    location_logits: Tensor  # Linear(h_t) of f_l before the squashing tanh, (T − 1, B, 2)
 
 
 class GreedyPolicy(Messenger):
@@ -187,16 +192,21 @@ class CatchAgent(nn.Module):
         """Sec. 4.2: ``a_t ~ p(· | f_a(h_t))``, "a linear softmax" over the game actions."""
         return dist.Categorical(logits=self.actor(h))
 
+    def location_logits(self, h: Tensor) -> Tensor:
+        """``Linear(h_t)`` of ``f_l`` ``(B, 2)`` (of a detached ``h_t`` by default), before the
+        squashing ``tanh`` (what the objective's location penalty keeps near 0)."""
+        return self.locator.linear(h.detach() if self.config.detach_location_input else h)
+
     def location_mean(self, h: Tensor) -> Tensor:
         """Sec. 4: the policy mean ``f_l(h_t)`` ``(B, 2)`` (of a detached ``h_t`` by default)."""
-        return self.locator(h.detach() if self.config.detach_location_input else h)
+        return self.locator.squashed(self.location_logits(h))
 
-    def location_distribution(self, h: Tensor) -> dist.Distribution:
+    def location_distribution(self, h: Tensor, logits: Tensor | None = None) -> dist.Distribution:
         """Sec. 4: ``l_t ~ N(f_l(h_t), σ² I)``, non-reparameterised (trained by REINFORCE):
         :func:`generative.glimpse.location_distribution` with a
         :class:`generative.distributions.ScoreNormal`, which keeps ``has_rsample = False`` through
-        Pyro's plate broadcasting."""
-        mean = self.location_mean(h)
+        Pyro's plate broadcasting. ``logits``: :meth:`location_logits` already computed."""
+        mean = self.locator.squashed(self.location_logits(h) if logits is None else logits)
         return ScoreNormal(mean, mean.new_tensor(self.locator.std)).to_event(1)
 
     def value(self, h: Tensor) -> Tensor:
@@ -204,9 +214,15 @@ class CatchAgent(nn.Module):
         return self.baseline(h.detach()).squeeze(-1)
 
     # -- the Pyro program -------------------------------------------------------------------
-    def model(self, env: GameEnvironment) -> CatchEpisode:
+    def model(self, env: GameEnvironment, teacher: Tensor | None = None) -> CatchEpisode:
         """Play every game in ``env`` (reset, not finished) to its end, sampling ``"a_{t}"`` and
-        ``"l_{t}"`` at each step (``T = env.remaining_steps``). Returns a :class:`CatchEpisode`."""
+        ``"l_{t}"`` at each step (``T = env.remaining_steps``). Returns a :class:`CatchEpisode`.
+
+        ``teacher`` ``(B,)`` bool (not in the paper; the curriculum of
+        :class:`inference.catch.CatchObjective`): in those games the retina is put on the ball
+        (``env.ball_locations()``) at every step instead of at the policy's location, whose
+        ``"l_{t}"`` sites are still sampled but masked out (log-probability 0), so the location
+        policy learns only from the games it steers."""
         pyro.module("ram_catch", self)
         c = self.config
         if env.size != c.screen_size:
@@ -219,12 +235,21 @@ class CatchAgent(nn.Module):
         batch, steps = env.batch_size, env.remaining_steps
         param = self.actor.weight
         state = self.initial_state(batch)
+        if teacher is not None:
+            teacher = torch.as_tensor(teacher, dtype=torch.bool, device=param.device)
+            if teacher.shape != (batch,):
+                raise ValueError(
+                    f"teacher: expected a ({batch},) bool mask, found {tuple(teacher.shape)}"
+                )
         location = param.new_zeros(batch, 2)  # l_0: the screen centre
         screen = env.observe().to(param)
         reward = param.new_zeros(batch)
-        screens, locations, actions, baselines = [screen], [], [], []
+        screens, locations, actions, baselines, logits = [screen], [], [], [], []
         with pyro.plate("games", batch):
             for t in pyro.markov(range(1, steps + 1)):
+                if teacher is not None:  # the retina on the ball of x_t
+                    ball = env.ball_locations().to(param)
+                    location = torch.where(teacher[:, None], ball, location)
                 state = self.core_step(screen, location, state)
                 h = state[0]
                 b = self.value(h)
@@ -232,8 +257,14 @@ class CatchAgent(nn.Module):
                 action = pyro.sample(f"a_{t}", self.action_distribution(h), infer=infer)
                 locations.append(location)
                 if t < steps:
-                    sampled = pyro.sample(f"l_{t}", self.location_distribution(h), infer=infer)
+                    logit = self.location_logits(h)
+                    steered = nullcontext() if teacher is None else poutine.mask(mask=~teacher)
+                    with steered:
+                        sampled = pyro.sample(
+                            f"l_{t}", self.location_distribution(h, logit), infer=infer
+                        )
                     location = clip_locations(sampled.detach())
+                    logits.append(logit)
                 screen, r, _ = env.step(action)
                 screen = screen.to(param)
                 reward = reward + r.to(param)
@@ -248,6 +279,7 @@ class CatchAgent(nn.Module):
             actions=torch.stack(actions),
             locations=torch.stack(locations),
             screens=torch.stack(screens),
+            location_logits=torch.stack(logits) if logits else param.new_zeros(0, batch, 2),
         )
 
     def forward(self, env: GameEnvironment) -> CatchEpisode:

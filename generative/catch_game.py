@@ -218,6 +218,15 @@ class CatchEnv:
             raise ValueError("state.ball_row: the games of a batch must play in lockstep")
         return state
 
+    def ball_locations(self) -> Tensor:
+        """The ball's pixel centre in glimpse coordinates ``(B, 2)`` ``(x, y)`` in ``[-1, 1]``
+        (the inverse of :func:`generative.glimpse.glimpse_centres`: ``l = (2c + 1)/size − 1``),
+        where a retina centred on the ball would sit (the teacher of the Catch curriculum)."""
+        if self.state is None:
+            raise RuntimeError("CatchEnv: call reset() before ball_locations()")
+        pixels = torch.stack([self.state.ball_col, self.state.ball_row], dim=-1).float()
+        return (2 * pixels + 1) / self.size - 1
+
     def observe(self) -> Tensor:
         """The current screens ``(B, 1, size, size)``."""
         if self.state is None:

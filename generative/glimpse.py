@@ -212,10 +212,13 @@ class LocationNetwork(nn.Module):
         self.linear = nn.Linear(hidden_size, 2)
         self.std, self.squash = float(std), squash
 
+    def squashed(self, logits: Tensor) -> Tensor:
+        """The mean from ``Linear(h)``: ``tanh`` of it with ``squash``, else itself."""
+        return torch.tanh(logits) if self.squash else logits
+
     def forward(self, h: Tensor) -> Tensor:
         """The policy mean ``(B, 2)`` for core state ``h`` ``(B, hidden_size)``."""
-        mean = self.linear(h)
-        return torch.tanh(mean) if self.squash else mean
+        return self.squashed(self.linear(h))
 
     def distribution(self, h: Tensor) -> dist.Distribution:
         """``location_distribution(self(h), self.std)``."""

@@ -25,25 +25,42 @@ class CatchObjective:
 
         loss = −mean_b Σ_t Σ_{u ∈ {a_t, l_t}} (R_b − b_tb) log π(u_tb | s_{1:t})
                + mean_b Σ_t (R_b − b_tb)²
+               + λ · mean_{t,b} ‖Linear(h_tb)‖²          (location_penalty λ; the paper: 0)
 
     (``l_T`` is not sampled, so the location sum stops at ``T − 1``; ``a_t`` and ``l_t`` share
-    ``b_t``.) ``args`` are the :class:`generative.catch_game.CatchState` fields of new games
-    (e.g. from :class:`tasks.catch.training.CatchBatches`).
-    Metrics: ``catch_rate`` of the sampled policy and ``baseline_mse`` per step.
+    ``b_t``.) The last term is not in the paper: it pulls the location mean's pre-``tanh``
+    value towards 0, a restoring force against the random walk that otherwise carries a
+    weakly-rewarded mean into the saturated screen edge, where the retina sees nothing.
+
+    ``args`` are the :class:`generative.catch_game.CatchState` fields of new games, optionally
+    followed by a ``(B,)`` bool teacher mask (the curriculum of
+    :class:`tasks.catch.training.CatchBatches`: the retina on the ball in those games, their
+    location terms masked out; see :meth:`generative.catch_agent.CatchAgent.model`).
+    Metrics: ``catch_rate`` of the sampled policy, ``baseline_mse`` per step, the teacher's
+    share ``teacher``, and the drift of the steered games' location means: ``location_abs``
+    (mean ``|μ|``) and ``location_saturated`` (share of ``|μ| > 0.9``).
     """
+
+    def __init__(self, location_penalty: float = 0.0):
+        if not location_penalty >= 0:
+            raise ValueError(f"location_penalty: expected >= 0, found {location_penalty}")
+        self.location_penalty = float(location_penalty)
 
     def __call__(
         self, model: nn.Module, guide: nn.Module, args: tuple[Tensor, ...], step: int
     ) -> tuple[Tensor, dict[str, float]]:
-        if len(args) != len(CatchState._fields):
+        fields = len(CatchState._fields)
+        if len(args) not in (fields, fields + 1):
             raise ValueError(
-                f"CatchObjective: expected args {CatchState._fields}, found {len(args)} tensors"
+                f"CatchObjective: expected args {CatchState._fields} (and optionally a teacher "
+                f"mask), found {len(args)} tensors"
             )
-        state = CatchState(*args)
+        state = CatchState(*args[:fields])
+        teacher = args[fields].bool() if len(args) > fields else None
         c = model.config
         env = CatchEnv(state.ball_row.shape[0], c.screen_size, c.paddle_width)
         env.reset(state)
-        trace = poutine.trace(model.model).get_trace(env)
+        trace = poutine.trace(model.model).get_trace(env, teacher)
         episode: CatchEpisode = trace.nodes["_RETURN"]["value"]
         steps = episode.actions.shape[0]
         names = [f"a_{t}" for t in range(1, steps + 1)] + [f"l_{t}" for t in range(1, steps)]
@@ -51,8 +68,31 @@ class CatchObjective:
         baselines = torch.cat([episode.baselines, episode.baselines[:-1]])  # b_t for a_t, l_t
         surrogate = reinforce_surrogate(log_probs, episode.reward, baselines)
         b_loss = baseline_loss(episode.reward, episode.baselines)
+        loss = surrogate + b_loss
+        logits = episode.location_logits
+        if self.location_penalty > 0 and logits.numel():
+            loss = loss + self.location_penalty * logits.pow(2).sum(-1).mean()
         metrics = {
             "catch_rate": episode.reward.mean().item(),
             "baseline_mse": b_loss.item() / steps,
+            **location_drift(model, logits, teacher),
         }
-        return surrogate + b_loss, metrics
+        return loss, metrics
+
+
+def location_drift(model: nn.Module, logits: Tensor, teacher: Tensor | None) -> dict[str, float]:
+    """``teacher`` (its share of the games) and, over the games the policy steers, the mean
+    ``|μ|`` of the location means (``location_abs``) and the share of ``|μ| > 0.9``
+    (``location_saturated``): the drift towards the screen edge, logged every step."""
+    with torch.no_grad():
+        mean = model.locator.squashed(logits).abs()  # (T - 1, B, 2)
+        share = 0.0 if teacher is None else teacher.float().mean().item()
+        if teacher is not None:
+            mean = mean[:, ~teacher.to(mean.device)]
+        if not mean.numel():
+            return {"teacher": share}
+        return {
+            "teacher": share,
+            "location_abs": mean.mean().item(),
+            "location_saturated": (mean > 0.9).float().mean().item(),
+        }

@@ -558,3 +558,83 @@ def test_training_learns_a_small_full_view_game(tmp_path) -> None:
     ).fit()
     assert random_policy_catch_rate(8) == pytest.approx(0.25)
     assert greedy_catch_rate(agent) > 0.45
+
+
+# ============================================================================ curriculum
+def test_ball_locations_put_the_retina_centre_on_the_ball() -> None:
+    from generative.glimpse import glimpse_centres
+
+    env = env_at(
+        CatchState(*(torch.tensor(v) for v in ([0, 0, 0], [0, 7, 23], [1, 0, -1], [11] * 3)))
+    )
+    for _ in range(5):
+        centres = glimpse_centres(env.ball_locations(), SIZE, SIZE)
+        expected = torch.stack([env.state.ball_col, env.state.ball_row], -1).float()
+        torch.testing.assert_close(centres, expected, check_dtype=False)
+        env.step(actions(1, 1, 1))
+
+
+def test_teacher_games_sense_the_ball_and_mask_their_location_terms() -> None:
+    torch.manual_seed(1)
+    agent = CatchAgent(TINY)
+    starts = all_starts()
+    teacher = torch.arange(len(starts.ball_col)) % 2 == 0
+    env = env_at(starts)
+    balls = []
+    trace = poutine.trace(agent.model).get_trace(env, teacher)
+    episode = trace.nodes["_RETURN"]["value"]
+    replay = env_at(starts)
+    for t in range(episode.actions.shape[0]):
+        balls.append(replay.ball_locations())
+        replay.step(episode.actions[t])
+    balls = torch.stack(balls)  # (T, B, 2): the ball in x_t
+    torch.testing.assert_close(episode.locations[:, teacher], balls[:, teacher])
+    assert not torch.allclose(episode.locations[1:, ~teacher], balls[1:, ~teacher])
+    trace.compute_log_prob()
+    for t in range(1, episode.actions.shape[0]):
+        lp = trace.nodes[f"l_{t}"]["log_prob"]
+        assert (lp[teacher] == 0).all() and (lp[~teacher] != 0).all()
+        assert (trace.nodes[f"a_{t}"]["log_prob"] != 0).all()  # every game's actions learn
+    assert episode.location_logits.shape == (episode.actions.shape[0] - 1, len(teacher), 2)
+
+
+def test_teacher_schedule_holds_then_anneals_and_is_part_of_the_batch() -> None:
+    batches = CatchBatches(10, teacher_frames=230 * 4, teacher_anneal_frames=230 * 10)
+    assert batches.frames_per_step == 230
+    probs = [batches.teacher_probability(s) for s in (0, 3, 4, 9, 14, 20)]
+    assert probs == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0, 0.0])
+    teacher = batches.batch(0)[4]
+    assert teacher.dtype == torch.bool and teacher.all()
+    assert not batches.batch(20)[4].any()
+    assert torch.equal(
+        batches.batch(9)[4],
+        CatchBatches(10, teacher_frames=920, teacher_anneal_frames=2300).batch(9)[4],
+    )
+    assert len(CatchBatches(10).batch(0)) == 4  # the paper: no mask
+    with pytest.raises(ValueError, match="teacher_frames"):
+        CatchBatches(10, teacher_frames=-1)
+    loss, metrics = CatchObjective()(CatchAgent(TINY), EmptyGuide(), batches.batch(9), 9)
+    assert 0 < metrics["teacher"] < 1 and 0 <= metrics["location_saturated"] <= 1
+    assert torch.isfinite(loss)
+
+
+def test_location_penalty_pulls_the_pre_tanh_mean_to_zero() -> None:
+    torch.manual_seed(2)
+    agent = CatchAgent(TINY)
+    with torch.no_grad():
+        agent.locator.linear.bias.fill_(3.0)  # a saturated mean
+    games = tuple(all_starts())
+    grads = {}
+    for penalty in (0.0, 1.0):
+        agent.zero_grad()
+        torch.manual_seed(3)
+        loss, metrics = CatchObjective(location_penalty=penalty)(agent, EmptyGuide(), games, 0)
+        loss.backward()
+        grads[penalty] = agent.locator.linear.bias.grad.clone()
+    assert metrics["location_saturated"] > 0.9
+    # at a saturated mean REINFORCE barely moves the bias; the penalty's gradient is
+    # mean_{t,b} 2·λ·a ≈ 2 · 3 per coordinate
+    assert grads[0.0].abs().max() < 0.05
+    torch.testing.assert_close(grads[1.0] - grads[0.0], torch.full((2,), 6.0), atol=0.3, rtol=0)
+    with pytest.raises(ValueError, match="location_penalty"):
+        CatchObjective(location_penalty=-1)

@@ -32,8 +32,8 @@ from tasks.data.batches import StrokeBatches
 from tasks.data.glyphs import MAX_STROKES
 from tasks.data.paths import FileSpec, file_sha256
 from tasks.data.stroke_formats import (
-    drop_points,
     augment,
+    drop_points,
     inputs_and_targets,
     lines_to_stroke3,
     pad_batch,
@@ -602,7 +602,9 @@ def test_stroke_batches_deterministic_by_step() -> None:
     # the two batches of an epoch cover distinct sequences
     assert not set(batches.indices(2).tolist()) & set(idx)
     dropping = StrokeBatches(seqs, 4, seed=5, drop_prob=0.5, random_scale=0.15)
-    expected = pad_batch(augment([seqs[i] for i in idx], dropping.rng(3), 0.15, 0.5), dropping.max_length)
+    expected = pad_batch(
+        augment([seqs[i] for i in idx], dropping.rng(3), 0.15, 0.5), dropping.max_length
+    )
     assert torch.equal(dropping.batch(3)[0], expected[0])
     with pytest.raises(ValueError, match="drop_prob"):
         StrokeBatches(seqs, 4, drop_prob=1.0)

@@ -9,7 +9,7 @@ from torch import nn
 
 from generative.catch_agent import CATCH_AGENT_CONFIGS, CatchAgent, CatchAgentConfig
 from guides.empty import EmptyGuide
-from tasks.options import check_options, option, positive
+from tasks.options import check_options, non_negative, option, positive
 
 __all__ = ["CONFIG_NAMES", "CatchOptions", "agent_config", "build_agent"]
 
@@ -49,6 +49,21 @@ class CatchOptions:
         "learning rate of the location network f_l",
         check=positive,
         default_text="--lr",
+    )
+    location_penalty: float = option(
+        0.0,
+        "weight of mean ||Linear(h)||^2 of the location mean before tanh (the paper: 0)",
+        check=non_negative,
+    )
+    teacher_frames: int = option(
+        0,
+        "curriculum: frames played with the retina on the ball (the paper: 0)",
+        check=non_negative,
+    )
+    teacher_anneal_frames: int = option(
+        0,
+        "curriculum: then frames over which that share falls linearly to 0",
+        check=non_negative,
     )
     eval_games: int = option(
         1000,

@@ -23,18 +23,51 @@ __all__ = ["CatchBatches", "CatchPlan"]
 
 class CatchBatches:
     """The training "batches": the start states of ``batch_size`` new games per step, drawn
-    from a generator seeded by ``(seed, step)`` so that a resumed run plays the same games."""
+    from a generator seeded by ``(seed, step)`` so that a resumed run plays the same games.
 
-    def __init__(self, batch_size: int, *, seed: int = 0, size: int = 24, paddle_width: int = 2):
+    With a curriculum (``teacher_frames`` or ``teacher_anneal_frames`` > 0; not in the paper)
+    each batch also holds a ``(B,)`` teacher mask: game ``b`` is played with the retina on the
+    ball with probability :meth:`teacher_probability` — 1 for the first ``teacher_frames``
+    frames, then falling linearly to 0 over ``teacher_anneal_frames`` frames — so the core
+    and action networks first learn to catch a ball they see, and the location policy then
+    gets a reward that depends on where it looks.
+    """
+
+    def __init__(
+        self,
+        batch_size: int,
+        *,
+        seed: int = 0,
+        size: int = 24,
+        paddle_width: int = 2,
+        teacher_frames: int = 0,
+        teacher_anneal_frames: int = 0,
+    ):
         check_geometry(size, paddle_width)
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1 games, found {batch_size}")
+        if teacher_frames < 0 or teacher_anneal_frames < 0:
+            raise ValueError(
+                f"teacher_frames, teacher_anneal_frames: expected >= 0, found {teacher_frames}, "
+                f"{teacher_anneal_frames}"
+            )
         self.batch_size, self.seed = batch_size, seed
         self.size, self.paddle_width = size, paddle_width
+        self.teacher_frames, self.teacher_anneal_frames = teacher_frames, teacher_anneal_frames
+        self.frames_per_step = batch_size * (size - 1)
+
+    def teacher_probability(self, step: int) -> float:
+        """The share of games played with the retina on the ball at ``step``."""
+        frames = step * self.frames_per_step
+        if frames < self.teacher_frames:
+            return 1.0
+        if self.teacher_anneal_frames == 0:
+            return 0.0
+        return max(0.0, 1.0 - (frames - self.teacher_frames) / self.teacher_anneal_frames)
 
     def batch(self, step: int) -> tuple[Tensor, ...]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
-        return tuple(
+        games = tuple(
             initial_states(
                 self.batch_size,
                 size=self.size,
@@ -42,6 +75,10 @@ class CatchBatches:
                 generator=generator,
             )
         )
+        if self.teacher_frames == 0 and self.teacher_anneal_frames == 0:
+            return games
+        teacher = torch.rand(self.batch_size, generator=generator) < self.teacher_probability(step)
+        return (*games, teacher)
 
 
 def _check_resume(resumed: Checkpoint, options: CatchOptions) -> None:
@@ -77,14 +114,19 @@ class CatchPlan(TrainPlan):
         self.record = RunRecord(model=spec.name, model_config=config, config_name=config_name)
         self.config = c = CatchAgentConfig.from_dict(config)
         self.batches = CatchBatches(
-            run.batch_size, seed=run.seed, size=c.screen_size, paddle_width=c.paddle_width
+            run.batch_size,
+            seed=run.seed,
+            size=c.screen_size,
+            paddle_width=c.paddle_width,
+            teacher_frames=options.teacher_frames,
+            teacher_anneal_frames=options.teacher_anneal_frames,
         )
 
     def lr_groups(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
         return self.options.lr_groups()
 
     def objective(self, model: nn.Module, guide: nn.Module) -> CatchObjective:
-        return CatchObjective()
+        return CatchObjective(location_penalty=self.options.location_penalty)
 
     def validate(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
         return {"greedy_catch_rate": greedy_catch_rate(model)}
