@@ -11,6 +11,7 @@ The same filters serve every colour channel (sec. 3.3).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -91,16 +92,45 @@ def write_patch(patch: Tensor, f_x: Tensor, f_y: Tensor, gamma: Tensor) -> Tenso
     return image / gamma[:, None, None, None]
 
 
+def start_window(linear: nn.Linear, height: int, width: int, size: int, stride: float) -> None:
+    """Set the bias of the attention layer ``W`` (Eq. 21) so that, for ``h = 0``, the window is
+    centred (``g̃ = 0``) with its filters ``stride`` pixels apart (Eq. 24) and ``σ = stride / 2``
+    (each filter averages the stretch between its neighbours) at intensity ``γ = 1``.
+
+    Not in the paper (which initialises nothing specially): at ``W = 0`` Eq. 24 spreads an
+    ``N × N`` window over the whole image, so a 2×2 read of MNIST starts with its filter centres
+    at pixels 1.8 and 27.3, outside every digit."""
+    if not stride > 0:
+        raise ValueError(f"read window stride: expected > 0 pixels, found {stride}")
+    unit = (max(width, height) - 1) / max(size - 1, 1)  # δ at log δ̃ = 0
+    with torch.no_grad():
+        linear.bias.copy_(
+            torch.tensor([0.0, 0.0, 2 * math.log(stride / 2), math.log(stride / unit), 0.0])
+        )
+
+
 class AttentiveRead(nn.Module):
     """Eq. 27: read two ``N × N`` patches (image and error image) with shared filters.
 
-    The five attention parameters come from ``W(h^dec_{t−1})`` (Eq. 21).
+    The five attention parameters come from ``W(h^dec_{t−1})`` (Eq. 21). ``start_stride``
+    (pixels; ``None``: PyTorch's default init, as the paper) starts the window on the image
+    centre with that stride (:func:`start_window`).
     """
 
-    def __init__(self, hidden_size: int, channels: int, height: int, width: int, size: int):
+    def __init__(
+        self,
+        hidden_size: int,
+        channels: int,
+        height: int,
+        width: int,
+        size: int,
+        start_stride: float | None = None,
+    ):
         super().__init__()
         self.channels, self.height, self.width, self.size = channels, height, width, size
         self.linear = nn.Linear(hidden_size, 5)
+        if start_stride is not None:
+            start_window(self.linear, height, width, size, start_stride)
         self.output_size = 2 * channels * size * size
 
     def window(self, h_dec: Tensor) -> AttentionParams:

@@ -37,7 +37,14 @@ class DrawGuide(nn.Module):
         if c.read_size is None:
             self.reader: nn.Module = PlainRead(c.channels, c.height, c.width)
         else:
-            self.reader = AttentiveRead(c.decoder_size, c.channels, c.height, c.width, c.read_size)
+            self.reader = AttentiveRead(
+                c.decoder_size,
+                c.channels,
+                c.height,
+                c.width,
+                c.read_size,
+                start_stride=c.read_start_stride,
+            )
         self.encoder = nn.LSTMCell(self.reader.output_size + c.decoder_size, c.encoder_size)
         self.posterior = nn.Linear(c.encoder_size, 2 * c.z_size)  # Eqs. 1–2
         self.h0 = nn.Parameter(torch.zeros(c.encoder_size))  # learned h^enc_0

@@ -145,3 +145,29 @@ def test_box_runs_through_the_outer_filter_centres():
     p = _params(1, g_x=10.0, g_y=5.0, delta=2.0, sigma2=1.0)
     box = p.box(4)[0]  # centres at g ± 3 (1-based) -> subtract 1 for 0-based pixels
     torch.testing.assert_close(box, torch.tensor([6.0, 1.0, 12.0, 7.0], dtype=torch.float64))
+
+
+def test_start_window_puts_a_2x2_read_on_the_digit(real_data_dir):
+    """The optional read start (not in the paper): filters 8 px apart around the centre with
+    σ = 4 px. The paper's init (bias ≈ 0) puts them at pixels 1 and 28, where MNIST has no ink."""
+    from generative.draw import DrawModel, draw_config
+    from guides.draw import DrawGuide
+    from tasks.data import load_images
+
+    torch.manual_seed(0)
+    guide = DrawGuide(DrawModel(draw_config("mnist_read_start")))
+    reader = guide.reader
+    p = reader.window(torch.zeros(1, 256))
+    mu = filter_centres(p.g_x, p.delta, 2)[0]
+    torch.testing.assert_close(mu, torch.tensor([10.5, 18.5]))
+    assert p.sigma2.item() == pytest.approx(16.0) and p.gamma.item() == pytest.approx(1.0)
+    x = load_images("mnist", "train", data_dir=real_data_dir, num_examples=500).images
+    started = reader(x, x, torch.zeros(len(x), 256))
+    paper = AttentiveRead(256, 1, 28, 28, 2)
+    with torch.no_grad():
+        paper.linear.bias.zero_()
+    default = paper(x, x, torch.zeros(len(x), 256))
+    assert (started.amax(1) > 0.05).float().mean() > 0.95  # ink in almost every image
+    assert (default.amax(1) > 0.05).float().mean() < 0.05
+    with pytest.raises(ValueError, match="stride"):
+        AttentiveRead(256, 1, 28, 28, 2, start_stride=0.0)
