@@ -26,11 +26,15 @@ class CatchObjective:
         loss = −mean_b Σ_t Σ_{u ∈ {a_t, l_t}} (R_b − b_tb) log π(u_tb | s_{1:t})
                + mean_b Σ_t (R_b − b_tb)²
                + λ · mean_{t,b} ‖Linear(h_tb)‖²          (location_penalty λ; the paper: 0)
+               + κ · mean_{t, b taught} ‖f_l(h_tb) − ball_{t+1,b}‖²   (teacher_imitation κ)
 
     (``l_T`` is not sampled, so the location sum stops at ``T − 1``; ``a_t`` and ``l_t`` share
     ``b_t``.) The last term is not in the paper: it pulls the location mean's pre-``tanh``
     value towards 0, a restoring force against the random walk that otherwise carries a
-    weakly-rewarded mean into the saturated screen edge, where the retina sees nothing.
+    weakly-rewarded mean into the saturated screen edge, where the retina sees nothing. The
+    third (not in the paper either; :func:`imitation_loss`) lets the location policy learn from
+    the curriculum's teacher games where the teacher looks, so that it tracks the ball when the
+    games are handed over.
 
     ``args`` are the :class:`generative.catch_game.CatchState` fields of new games, optionally
     followed by a ``(B,)`` bool teacher mask (the curriculum of
@@ -41,10 +45,15 @@ class CatchObjective:
     (mean ``|μ|``) and ``location_saturated`` (share of ``|μ| > 0.9``).
     """
 
-    def __init__(self, location_penalty: float = 0.0):
-        if not location_penalty >= 0:
-            raise ValueError(f"location_penalty: expected >= 0, found {location_penalty}")
+    def __init__(self, location_penalty: float = 0.0, teacher_imitation: float = 0.0):
+        for name, value in (
+            ("location_penalty", location_penalty),
+            ("teacher_imitation", teacher_imitation),
+        ):
+            if not value >= 0:
+                raise ValueError(f"{name}: expected >= 0, found {value}")
         self.location_penalty = float(location_penalty)
+        self.teacher_imitation = float(teacher_imitation)
 
     def __call__(
         self, model: nn.Module, guide: nn.Module, args: tuple[Tensor, ...], step: int
@@ -72,12 +81,25 @@ class CatchObjective:
         logits = episode.location_logits
         if self.location_penalty > 0 and logits.numel():
             loss = loss + self.location_penalty * logits.pow(2).sum(-1).mean()
+        if self.teacher_imitation > 0 and teacher is not None and teacher.any() and logits.numel():
+            imitation = imitation_loss(model, episode, teacher)
+            loss = loss + self.teacher_imitation * imitation
         metrics = {
             "catch_rate": episode.reward.mean().item(),
             "baseline_mse": b_loss.item() / steps,
             **location_drift(model, logits, teacher),
         }
         return loss, metrics
+
+
+def imitation_loss(model: nn.Module, episode: CatchEpisode, teacher: Tensor) -> Tensor:
+    """Mean over the teacher's games and steps of ``‖f_l(h_t) − ball_{t+1}‖²``: the location
+    policy's mean regressed onto where the teacher puts the retina next (the ball in
+    ``x_{t+1}``, which is ``episode.locations[t + 1]`` in those games)."""
+    mean = model.locator.squashed(episode.location_logits)  # (T - 1, B, 2)
+    target = episode.locations[1:].detach()
+    keep = teacher.to(mean.device)
+    return (mean[:, keep] - target[:, keep]).pow(2).sum(-1).mean()
 
 
 def location_drift(model: nn.Module, logits: Tensor, teacher: Tensor | None) -> dict[str, float]:

@@ -638,3 +638,28 @@ def test_location_penalty_pulls_the_pre_tanh_mean_to_zero() -> None:
     torch.testing.assert_close(grads[1.0] - grads[0.0], torch.full((2,), 6.0), atol=0.3, rtol=0)
     with pytest.raises(ValueError, match="location_penalty"):
         CatchObjective(location_penalty=-1)
+
+
+def test_teacher_imitation_regresses_the_location_mean_onto_the_ball() -> None:
+    from inference.catch import imitation_loss
+
+    torch.manual_seed(4)
+    agent = CatchAgent(TINY)
+    games = tuple(all_starts())
+    teacher = torch.ones(len(games[0]), dtype=torch.bool)
+    episode = poutine.trace(agent.model).get_trace(env_at(CatchState(*games)), teacher)
+    episode = episode.nodes["_RETURN"]["value"]
+    mean = torch.tanh(episode.location_logits)
+    expected = (mean - episode.locations[1:]).pow(2).sum(-1).mean()
+    torch.testing.assert_close(imitation_loss(agent, episode, teacher), expected)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=3e-3)
+    objective = CatchObjective(teacher_imitation=10.0)
+    before = imitation_loss(agent, episode, teacher).item()
+    for step in range(150):
+        optimizer.zero_grad()
+        loss, _ = objective(agent, EmptyGuide(), (*games, teacher), step)
+        loss.backward()
+        optimizer.step()
+    episode = poutine.trace(agent.model).get_trace(env_at(CatchState(*games)), teacher)
+    after = imitation_loss(agent, episode.nodes["_RETURN"]["value"], teacher).item()
+    assert after < 0.7 * before

@@ -65,6 +65,11 @@ class CatchOptions:
         "curriculum: then frames over which that share falls linearly to 0",
         check=non_negative,
     )
+    teacher_imitation: float = option(
+        0.0,
+        "curriculum: weight of regressing the location mean onto the teacher's next location",
+        check=non_negative,
+    )
     eval_games: int = option(
         1000,
         "games for the sampled policy's final catch rate (the greedy one is exact)",

@@ -126,7 +126,10 @@ class CatchPlan(TrainPlan):
         return self.options.lr_groups()
 
     def objective(self, model: nn.Module, guide: nn.Module) -> CatchObjective:
-        return CatchObjective(location_penalty=self.options.location_penalty)
+        return CatchObjective(
+            location_penalty=self.options.location_penalty,
+            teacher_imitation=self.options.teacher_imitation,
+        )
 
     def validate(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
         return {"greedy_catch_rate": greedy_catch_rate(model)}
