@@ -133,6 +133,7 @@ class CatchEpisode(NamedTuple):
     locations: Tensor  # the clipped l_{t-1} sensed at step t, (T, B, 2)
     screens: Tensor  # x_1 … x_{T+1}, (T + 1, B, 1, H, W)
     location_logits: Tensor  # Linear(h_t) of f_l before the squashing tanh, (T − 1, B, 2)
+    balls: Tensor  # the ball's location in x_t (GameEnvironment.ball_locations), (T, B, 2)
 
 
 class GreedyPolicy(Messenger):
@@ -244,11 +245,12 @@ class CatchAgent(nn.Module):
         location = param.new_zeros(batch, 2)  # l_0: the screen centre
         screen = env.observe().to(param)
         reward = param.new_zeros(batch)
-        screens, locations, actions, baselines, logits = [screen], [], [], [], []
+        screens, locations, actions, baselines, logits, balls = [screen], [], [], [], [], []
         with pyro.plate("games", batch):
             for t in pyro.markov(range(1, steps + 1)):
+                ball = env.ball_locations().to(param)
+                balls.append(ball)
                 if teacher is not None:  # the retina on the ball of x_t
-                    ball = env.ball_locations().to(param)
                     location = torch.where(teacher[:, None], ball, location)
                 state = self.core_step(screen, location, state)
                 h = state[0]
@@ -280,6 +282,7 @@ class CatchAgent(nn.Module):
             locations=torch.stack(locations),
             screens=torch.stack(screens),
             location_logits=torch.stack(logits) if logits else param.new_zeros(0, batch, 2),
+            balls=torch.stack(balls),
         )
 
     def forward(self, env: GameEnvironment) -> CatchEpisode:

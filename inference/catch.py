@@ -8,6 +8,8 @@ the generic pieces of :mod:`inference.reinforce`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyro.poutine as poutine
 import torch
 from torch import Tensor, nn
@@ -26,15 +28,15 @@ class CatchObjective:
         loss = −mean_b Σ_t Σ_{u ∈ {a_t, l_t}} (R_b − b_tb) log π(u_tb | s_{1:t})
                + mean_b Σ_t (R_b − b_tb)²
                + λ · mean_{t,b} ‖Linear(h_tb)‖²          (location_penalty λ; the paper: 0)
-               + κ · mean_{t, b taught} ‖f_l(h_tb) − ball_{t+1,b}‖²   (teacher_imitation κ)
+               + κ p(step) · mean_{t,b} ‖f_l(h_tb) − ball_{t+1,b}‖²  (teacher_imitation κ)
 
     (``l_T`` is not sampled, so the location sum stops at ``T − 1``; ``a_t`` and ``l_t`` share
     ``b_t``.) The last term is not in the paper: it pulls the location mean's pre-``tanh``
     value towards 0, a restoring force against the random walk that otherwise carries a
     weakly-rewarded mean into the saturated screen edge, where the retina sees nothing. The
-    third (not in the paper either; :func:`imitation_loss`) lets the location policy learn from
-    the curriculum's teacher games where the teacher looks, so that it tracks the ball when the
-    games are handed over.
+    third (not in the paper either; :func:`imitation_loss`) lets the location policy learn
+    where the curriculum's teacher would look, weighted by the teacher's share ``p(step)``
+    (``teacher_schedule``), so that it ends with the curriculum and the rest is REINFORCE.
 
     ``args`` are the :class:`generative.catch_game.CatchState` fields of new games, optionally
     followed by a ``(B,)`` bool teacher mask (the curriculum of
@@ -45,7 +47,12 @@ class CatchObjective:
     (mean ``|μ|``) and ``location_saturated`` (share of ``|μ| > 0.9``).
     """
 
-    def __init__(self, location_penalty: float = 0.0, teacher_imitation: float = 0.0):
+    def __init__(
+        self,
+        location_penalty: float = 0.0,
+        teacher_imitation: float = 0.0,
+        teacher_schedule: Callable[[int], float] | None = None,
+    ):
         for name, value in (
             ("location_penalty", location_penalty),
             ("teacher_imitation", teacher_imitation),
@@ -54,6 +61,13 @@ class CatchObjective:
                 raise ValueError(f"{name}: expected >= 0, found {value}")
         self.location_penalty = float(location_penalty)
         self.teacher_imitation = float(teacher_imitation)
+        self.teacher_schedule = teacher_schedule
+
+    def imitation_weight(self, step: int) -> float:
+        """``κ`` times the teacher's share of the games at ``step`` (it ends with the
+        curriculum; ``κ`` itself without a schedule)."""
+        share = 1.0 if self.teacher_schedule is None else self.teacher_schedule(step)
+        return self.teacher_imitation * share
 
     def __call__(
         self, model: nn.Module, guide: nn.Module, args: tuple[Tensor, ...], step: int
@@ -81,9 +95,9 @@ class CatchObjective:
         logits = episode.location_logits
         if self.location_penalty > 0 and logits.numel():
             loss = loss + self.location_penalty * logits.pow(2).sum(-1).mean()
-        if self.teacher_imitation > 0 and teacher is not None and teacher.any() and logits.numel():
-            imitation = imitation_loss(model, episode, teacher)
-            loss = loss + self.teacher_imitation * imitation
+        weight = self.imitation_weight(step)
+        if weight > 0 and logits.numel():
+            loss = loss + weight * imitation_loss(model, episode)
         metrics = {
             "catch_rate": episode.reward.mean().item(),
             "baseline_mse": b_loss.item() / steps,
@@ -92,14 +106,13 @@ class CatchObjective:
         return loss, metrics
 
 
-def imitation_loss(model: nn.Module, episode: CatchEpisode, teacher: Tensor) -> Tensor:
-    """Mean over the teacher's games and steps of ``‖f_l(h_t) − ball_{t+1}‖²``: the location
-    policy's mean regressed onto where the teacher puts the retina next (the ball in
-    ``x_{t+1}``, which is ``episode.locations[t + 1]`` in those games)."""
+def imitation_loss(model: nn.Module, episode: CatchEpisode) -> Tensor:
+    """Mean over games and steps of ``‖f_l(h_t) − ball_{t+1}‖²``: the location policy's mean
+    regressed onto where the teacher would put the retina next (the ball in ``x_{t+1}``), in
+    every game — the teacher's and the policy's own (as DAgger labels the states the learner
+    visits, so that it also learns to find a ball it is not looking at)."""
     mean = model.locator.squashed(episode.location_logits)  # (T - 1, B, 2)
-    target = episode.locations[1:].detach()
-    keep = teacher.to(mean.device)
-    return (mean[:, keep] - target[:, keep]).pow(2).sum(-1).mean()
+    return (mean - episode.balls[1:].detach()).pow(2).sum(-1).mean()
 
 
 def location_drift(model: nn.Module, logits: Tensor, teacher: Tensor | None) -> dict[str, float]:

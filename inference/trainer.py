@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -39,6 +42,14 @@ class NonFiniteLossError(RuntimeError):
     """Training produced a NaN/inf loss or gradient; nothing was saved from that step."""
 
 
+class TrainingInterrupted(RuntimeError):
+    """SIGTERM or SIGINT arrived: the current step was finished and a checkpoint written."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.signal_number = signal_number
+
+
 class BatchSource(Protocol):
     """Mini-batches as a deterministic function of the global step."""
 
@@ -61,6 +72,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     pyro_validation: bool = False  # Pyro's argument checks roughly double per-site overhead
     max_seconds: float | None = None  # stop early (with a checkpoint) after this wall time
+    # also checkpoint once this much wall time has passed since the last one (None: steps only)
+    checkpoint_seconds: float | None = 600.0
     # parameter-name prefix ("model.", "guide.", "objective." + module path) -> learning rate;
     # the longest matching prefix wins, other parameters use ``lr``
     lr_groups: dict[str, float] = field(default_factory=dict)
@@ -221,6 +234,20 @@ class SVITrainer:
         self.optimizer.load_state_dict(data["optimizer_state"])
         self.state.step = int(data["step"])
         torch.set_rng_state(data["rng_state"])
+        self._drop_metrics_after(self.state.step)
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Remove the rows of ``metrics.jsonl`` past ``step`` (a resumed run replays them),
+        atomically."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text().splitlines(keepends=True)
+        kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+        if len(kept) == len(lines):
+            return
+        tmp = self.metrics_path.with_name(self.metrics_path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, self.metrics_path)
 
     # -- training --------------------------------------------------------------------------
     def _log(self, record: dict) -> None:
@@ -237,6 +264,11 @@ class SVITrainer:
         for group in self.optimizer.param_groups:
             group["lr"] = max(cfg.min_lr, group["base_lr"] * factor)
 
+    def _kept(self) -> str:
+        if self.checkpoint_path.exists():
+            return f"The last good checkpoint ({self.checkpoint_path}) was left intact."
+        return f"No checkpoint had been written yet ({self.checkpoint_path} does not exist)."
+
     def train_step(self, args: tuple[Tensor, ...]) -> tuple[float, dict[str, float]]:
         """One optimisation step on the per-example loss; returns that loss and the metrics."""
         args = tuple(a.to(self.device) for a in args)
@@ -246,8 +278,7 @@ class SVITrainer:
         if not torch.isfinite(loss):
             raise NonFiniteLossError(
                 f"step {self.state.step}: the loss is {loss.item()}; training stopped. "
-                f"The last good checkpoint ({self.checkpoint_path}) was left intact. "
-                "Try a lower --lr or gradient clipping (--clip-norm)."
+                f"{self._kept()} Try a lower --lr or gradient clipping (--clip-norm)."
             )
         loss.backward()
         if self.config.clip_norm is not None:
@@ -255,7 +286,7 @@ class SVITrainer:
             if not torch.isfinite(norm):
                 raise NonFiniteLossError(
                     f"step {self.state.step}: the gradient norm is {norm.item()}; training "
-                    f"stopped. The last good checkpoint ({self.checkpoint_path}) was left intact."
+                    f"stopped. {self._kept()}"
                 )
         self.optimizer.step()
         return loss.item(), metrics
@@ -291,7 +322,8 @@ class SVITrainer:
             mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep CI logs short
         )
         smooth: dict[str, float] = {}
-        start = time.perf_counter()
+        start = last_save = time.perf_counter()
+        stop = _StopSignals()
         try:
             while self.state.step < cfg.steps:
                 loss, metrics = self.train_step(self.batches.batch(self.state.step))
@@ -323,15 +355,32 @@ class SVITrainer:
                     bar.write(
                         f"step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
                     )
-                out_of_time = (
-                    cfg.max_seconds is not None and time.perf_counter() - start > cfg.max_seconds
+                now = time.perf_counter()
+                out_of_time = cfg.max_seconds is not None and now - start > cfg.max_seconds
+                save_due = cfg.checkpoint_seconds is not None and (
+                    now - last_save > cfg.checkpoint_seconds
                 )
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
+                if (
+                    step % cfg.checkpoint_every == 0
+                    or step == cfg.steps
+                    or out_of_time
+                    or save_due
+                    or stop.received
+                ):
                     self.save()
+                    last_save = time.perf_counter()
+                if stop.received:
+                    raise TrainingInterrupted(
+                        f"{stop.name} at step {step}: the step was finished and the checkpoint "
+                        f"written to {self.checkpoint_path}; continue with --resume "
+                        f"{self.checkpoint_path}",
+                        stop.received,
+                    )
                 if out_of_time:
                     bar.write(f"time budget of {cfg.max_seconds:.0f} s reached at step {step}")
                     break
         finally:
+            stop.restore()
             bar.close()
         return self.state
 
@@ -346,6 +395,37 @@ class SVITrainer:
             torch.set_rng_state(rng)
             self.model.train()
             self.guide.train()
+
+
+class _StopSignals:
+    """While training, SIGTERM and SIGINT only set :attr:`received` (the signal's number), so
+    that the step in progress ends and a checkpoint is written before the run stops (what
+    cluster pre-emption expects); a second signal stops at once. Installed in the main thread
+    only; :meth:`restore` puts the previous handlers back."""
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received = 0
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for number in self.SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.received).name
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if self.received:  # a second signal: stop now, without the checkpoint
+            self.restore()
+            raise KeyboardInterrupt(f"{signal.Signals(number).name} received twice")
+        self.received = number
+
+    def restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous.clear()
 
 
 def mean_elbo(

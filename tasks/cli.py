@@ -19,7 +19,7 @@ from dataclasses import fields
 from typing import Any
 
 from inference.checkpoint import CheckpointError, read_checkpoint
-from inference.trainer import NonFiniteLossError
+from inference.trainer import NonFiniteLossError, TrainingInterrupted
 from tasks import families
 from tasks.commands import TASK_COMMANDS, TaskCommand, find_task_command
 from tasks.data import DataError
@@ -249,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _run_task_command(task, args)
         else:
             _run_checkpoint_command(args)
+    except TrainingInterrupted as exc:
+        print(f"pyro-draw {args.command}: stopped: {exc}", file=sys.stderr)
+        return 128 + exc.signal_number
     except (DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:
         print(f"pyro-draw {args.command}: error: {exc}", file=sys.stderr)
         return 1

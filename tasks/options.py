@@ -327,6 +327,9 @@ class RunOptions(DataOptions):
     log_every: int = option(10, "steps between records in metrics.jsonl", check=positive)
     validate_every: int = option(200, "steps between validations", check=positive)
     checkpoint_every: int = option(200, "steps between checkpoints", check=positive)
+    checkpoint_minutes: float = option(
+        10.0, "also checkpoint after this many minutes since the last one", check=positive
+    )
     max_seconds: float | None = option(
         None, "stop (with a checkpoint) after this much training wall time", check=positive
     )
@@ -334,6 +337,9 @@ class RunOptions(DataOptions):
         None,
         "continue exactly from this checkpoint (same optimiser state, step, RNG)",
         metavar="CHECKPOINT",
+    )
+    overwrite: bool = option(
+        False, "replace the run already in --out (its checkpoint, metrics.jsonl and results)"
     )
     pyro_validation: bool = option(False, "enable Pyro's argument validation (slower)")
     pictures: bool = option(True, "skip the pictures")

@@ -46,6 +46,23 @@ def _check_resume(run: RunOptions, spec: ModelSpec, resumed: Checkpoint) -> None
         )
 
 
+def _claim_out_dir(run: RunOptions) -> None:
+    """Refuse, before any work, to train into a folder that holds a run unless asked to
+    continue it (``--resume``) or replace it (``--overwrite``: its ``metrics.jsonl`` then starts
+    anew once the run is built)."""
+    out = Path(run.out)
+    existing = out / "checkpoint.pt"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: {out} is a file, expected a folder for the run")
+    if run.resume or not existing.exists():
+        return
+    if not run.overwrite:
+        raise ValueError(
+            f"--out: {out} already holds a run ({existing}); continue it with --resume "
+            f"{existing}, choose another --out, or pass --overwrite to replace it"
+        )
+
+
 def _same_dataset(asked: Any, stored: Any) -> bool:
     as_list = lambda v: [v] if isinstance(v, str) else list(v or [])  # noqa: E731
     return as_list(asked) == as_list(stored)
@@ -63,6 +80,7 @@ def _train_config(run: RunOptions, plan: TrainPlan, lr_groups: dict[str, float])
         validate_every=run.validate_every,
         checkpoint_every=run.checkpoint_every,
         max_seconds=run.max_seconds,
+        checkpoint_seconds=60.0 * run.checkpoint_minutes,
         pyro_validation=run.pyro_validation,
         lr_groups=lr_groups,
     )
@@ -96,6 +114,7 @@ def train(family: Family, model: str, run: RunOptions, options: Any) -> dict[str
         raise TypeError(
             f"{model}: expected {spec.options.__name__}, found {type(options).__name__}"
         )
+    _claim_out_dir(run)
     prepare_process(run)
     resumed = read_checkpoint(run.resume, expected_model=model) if run.resume else None
     if resumed is not None:
@@ -111,6 +130,8 @@ def train(family: Family, model: str, run: RunOptions, options: Any) -> dict[str
     net.to(run.device)
     guide.to(run.device)
     out = Path(run.out)
+    if run.overwrite and not run.resume:  # a fresh run: its metrics start anew
+        (out / "metrics.jsonl").unlink(missing_ok=True)
     validate = _BestCheckpoint(plan, net, guide, out)
     has_validation = type(plan).validate is not TrainPlan.validate
     trainer = SVITrainer(

@@ -480,6 +480,16 @@ def test_training_through_the_cli_and_resume_with_other_settings_refused(tmp_pat
     assert "--location-std" in capsys.readouterr().err
     assert main([*resume, "--location-lr", "1e-4"]) == 0
     assert torch.load(ckpt, weights_only=True)["step"] == 3
+    # a new run into a folder that holds one is refused before any work, unless --overwrite
+    before = (out / "checkpoint.pt").read_bytes(), (out / "metrics.jsonl").read_text()
+    assert main([*base, "--steps", "2", "--no-pictures"]) == 1
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err
+    assert ((out / "checkpoint.pt").read_bytes(), (out / "metrics.jsonl").read_text()) == before
+    assert main([*base, "--steps", "1", "--no-pictures", "--overwrite"]) == 0
+    assert torch.load(ckpt, weights_only=True)["step"] == 1
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").open()]
+    assert [r["step"] for r in rows] == [1, 1]  # the new run's training and validation rows
 
 
 @pytest.mark.parametrize(
@@ -650,16 +660,20 @@ def test_teacher_imitation_regresses_the_location_mean_onto_the_ball() -> None:
     episode = poutine.trace(agent.model).get_trace(env_at(CatchState(*games)), teacher)
     episode = episode.nodes["_RETURN"]["value"]
     mean = torch.tanh(episode.location_logits)
+    torch.testing.assert_close(episode.balls, episode.locations)  # taught: the retina on it
     expected = (mean - episode.locations[1:]).pow(2).sum(-1).mean()
-    torch.testing.assert_close(imitation_loss(agent, episode, teacher), expected)
+    torch.testing.assert_close(imitation_loss(agent, episode), expected)
     optimizer = torch.optim.Adam(agent.parameters(), lr=3e-3)
     objective = CatchObjective(teacher_imitation=10.0)
-    before = imitation_loss(agent, episode, teacher).item()
+    before = imitation_loss(agent, episode).item()
     for step in range(150):
         optimizer.zero_grad()
         loss, _ = objective(agent, EmptyGuide(), (*games, teacher), step)
         loss.backward()
         optimizer.step()
     episode = poutine.trace(agent.model).get_trace(env_at(CatchState(*games)), teacher)
-    after = imitation_loss(agent, episode.nodes["_RETURN"]["value"], teacher).item()
+    after = imitation_loss(agent, episode.nodes["_RETURN"]["value"]).item()
     assert after < 0.7 * before
+    schedule = CatchBatches(4, teacher_frames=0, teacher_anneal_frames=920).teacher_probability
+    annealed = CatchObjective(teacher_imitation=2.0, teacher_schedule=schedule)
+    assert [annealed.imitation_weight(s) for s in (0, 5, 10)] == pytest.approx([2.0, 1.0, 0.0])

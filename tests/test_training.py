@@ -1,12 +1,17 @@
 """The SVI trainer: checkpoints, exact resume, non-finite losses."""
 
+import json
+import os
+import signal
+from pathlib import Path
+
 import pytest
 import torch
 
 from generative.draw import DrawConfig, DrawModel
 from guides.draw import DrawGuide
 from inference.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from inference.trainer import NonFiniteLossError, SVITrainer, TrainConfig
+from inference.trainer import NonFiniteLossError, SVITrainer, TrainConfig, TrainingInterrupted
 from tasks.data.batches import ImageBatches
 
 TINY = DrawConfig(
@@ -253,3 +258,96 @@ def test_checkpoints_and_result_files_get_the_usual_file_mode(tmp_path):
         os.umask(mask)
     assert (ckpt.stat().st_mode & 0o777) == 0o644
     assert ((tmp_path / "r.json").stat().st_mode & 0o777) == 0o644
+
+
+def test_non_finite_loss_without_a_checkpoint_says_there_is_none(tmp_path):
+    trainer = _trainer(tmp_path, steps=2, checkpoint_every=2)
+    with torch.no_grad():
+        trainer.model.canvas0.fill_(float("nan"))
+    with pytest.raises(NonFiniteLossError, match="No checkpoint had been written yet"):
+        trainer.fit()
+
+
+def test_resume_drops_the_metrics_rows_it_will_replay(tmp_path):
+    first = _trainer(tmp_path, steps=5, checkpoint_every=3)  # checkpoint at 3, metrics to 5
+    first.fit()
+    resumed = _trainer(tmp_path, steps=6, checkpoint_every=3)
+    resumed.resume(tmp_path / "checkpoint.pt")  # step 5 (the last save at steps == 5)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert max(steps) == 5
+    save_checkpoint(first.checkpoint() | {"step": 3}, tmp_path / "at3.pt")
+    again = _trainer(tmp_path, steps=6, validate=lambda: {"v": 0.0})  # validates at even steps
+    again.resume(tmp_path / "at3.pt")
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert steps == [1, 2, 3]
+    again.fit()
+    steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
+    assert [s for s in steps if s > 3] == [4, 4, 5, 6, 6]  # each step once (+ validations)
+
+
+def test_wall_clock_checkpoints_come_whichever_first(tmp_path, monkeypatch):
+    trainer = _trainer(tmp_path, steps=3, checkpoint_every=1000)
+    trainer.config.checkpoint_seconds = 0.0  # every step is past the interval
+    saved = []
+    monkeypatch.setattr(trainer, "save", lambda: saved.append(trainer.state.step))
+    trainer.fit()
+    assert saved == [1, 2, 3]
+    trainer = _trainer(tmp_path / "b", steps=3, checkpoint_every=1000)
+    saved = []
+    monkeypatch.setattr(trainer, "save", lambda: saved.append(trainer.state.step))
+    trainer.fit()
+    assert saved == [3]  # the default 10 minutes did not pass
+
+
+def test_sigterm_finishes_the_step_checkpoints_and_stops(tmp_path):
+    trainer = _trainer(tmp_path, steps=50, checkpoint_every=1000)
+    objective = trainer.objective
+
+    def signalling(model, guide, args, step):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return objective(model, guide, args, step)
+
+    trainer.objective = signalling
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 5.*--resume") as info:
+        trainer.fit()
+    assert info.value.signal_number == signal.SIGTERM
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+
+
+def test_kill_9_leaves_a_checkpoint_that_resumes_exactly(tmp_path):
+    """A training process killed with SIGKILL between checkpoints: its last checkpoint loads
+    and, resumed, reaches the parameters of an uninterrupted run."""
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import sys, time
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import test_training as t
+from pathlib import Path
+trainer = t._trainer(Path({str(tmp_path / "killed")!r}), steps=10**6, checkpoint_every=4)
+trainer.fit()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).parents[1])
+    checkpoint = tmp_path / "killed" / "checkpoint.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (
+        checkpoint.exists() and load_checkpoint(checkpoint)["step"] >= 8
+    ):
+        time.sleep(0.2)
+    proc.kill()
+    proc.wait()
+    step = load_checkpoint(checkpoint)["step"]
+    assert step >= 8 and step % 4 == 0
+    resumed = _trainer(tmp_path / "killed", steps=step + 3)
+    resumed.resume(checkpoint)
+    resumed.fit()
+    straight = _trainer(tmp_path / "straight", steps=step + 3)
+    straight.fit()
+    a, b = _state(straight), _state(resumed)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key

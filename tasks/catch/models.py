@@ -67,7 +67,7 @@ class CatchOptions:
     )
     teacher_imitation: float = option(
         0.0,
-        "curriculum: weight of regressing the location mean onto the teacher's next location",
+        "curriculum: weight (x the teacher's share) of regressing the location mean onto the ball",
         check=non_negative,
     )
     eval_games: int = option(

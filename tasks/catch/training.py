@@ -129,6 +129,7 @@ class CatchPlan(TrainPlan):
         return CatchObjective(
             location_penalty=self.options.location_penalty,
             teacher_imitation=self.options.teacher_imitation,
+            teacher_schedule=self.batches.teacher_probability,
         )
 
     def validate(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
