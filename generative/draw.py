@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from generative.attention import AttentionParams, AttentiveWrite, PlainWrite
+from generative.checks import check_image_batch
 from generative.config import ConfigDict, named_config
 from generative.memo import ReplayMemo
 from generative.traces import stack_sites
@@ -169,6 +170,8 @@ class DrawModel(nn.Module):
         """Pyro model. ``x``: ``(B, C, H, W)`` observations, or ``None`` to generate ``batch_size``
         images. Returns the final canvas probabilities σ(c_T)."""
         pyro.module("draw_model", self)
+        if x is not None:
+            check_image_batch(x, self.image_shape, "DRAW")
         batch_size = x.shape[0] if x is not None else batch_size
         if batch_size is None:
             raise ValueError("DrawModel.model needs x or batch_size")

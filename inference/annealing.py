@@ -48,6 +48,8 @@ from pyro.distributions.util import scale_and_mask
 from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor
 
+from inference.distributed import global_sum, world
+
 __all__ = [
     "AnnealedKLObjective",
     "LossTerms",
@@ -284,9 +286,16 @@ class AnnealedKLObjective:
             eta = 1.0
         else:
             eta = self.eta(step)
-            loss = l_r + self.w_kl * eta * torch.clamp(l_kl, min=self.kl_min)
+            loss = l_r + self.w_kl * eta * self.floored(l_kl)
         metrics.update(L_KL=l_kl.item(), eta=eta)
         return loss, metrics
+
+    def floored(self, l_kl: Tensor) -> Tensor:
+        """``max(L_KL, KL_min)`` of the batch mean ``l_kl``, the floor decided on the mean over
+        all ranks' batches (:func:`inference.distributed.global_sum`), so that a data-parallel
+        run floors exactly when the single-process run does."""
+        batch_mean = global_sum(l_kl) / world().size
+        return l_kl if batch_mean >= self.kl_min else l_kl.new_tensor(self.kl_min)
 
     def __call__(self, model: Any, guide: Any, args: tuple, step: int) -> tuple[Tensor, dict]:
         """The training loss of appendix Eq. 4 at optimisation ``step`` and its metrics."""

@@ -8,6 +8,7 @@ the generic pieces of :mod:`inference.reinforce`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import pyro.poutine as poutine
@@ -124,8 +125,8 @@ def location_drift(model: nn.Module, logits: Tensor, teacher: Tensor | None) -> 
         share = 0.0 if teacher is None else teacher.float().mean().item()
         if teacher is not None:
             mean = mean[:, ~teacher.to(mean.device)]
-        if not mean.numel():
-            return {"teacher": share}
+        if not mean.numel():  # every game taught: nothing steered (same keys on every rank)
+            return {"teacher": share, "location_abs": math.nan, "location_saturated": math.nan}
         return {
             "teacher": share,
             "location_abs": mean.mean().item(),

@@ -69,6 +69,8 @@ from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor, nn
 
+from inference.distributed import global_sum
+
 __all__ = [
     "BETA_MODES",
     "EnumeratedObjective",
@@ -214,16 +216,23 @@ class NVILObjective(nn.Module):
 
     @torch.no_grad()
     def _update_statistics(self, residual: Tensor, alive: Tensor, initialise: bool = False) -> None:
-        """Exponential moving mean/variance of the signal ``ℓ_t`` per step over the live examples.
-        A step's first batch sets them; ``initialise=True`` only sets never-updated steps,
-        without counting as an update."""
-        for t in range(residual.shape[0]):
-            weight = alive[t]
-            count = weight.sum()
-            if count < 1 or (initialise and self.updates[t] > 0):
+        """Exponential moving mean/variance of the signal ``ℓ_t`` per step over the live examples
+        (of all ranks' batches: :func:`inference.distributed.global_sum`). A step's first batch
+        sets them; ``initialise=True`` only sets never-updated steps, without counting as an
+        update."""
+        steps = range(residual.shape[0])
+        counts_sums = torch.stack(
+            [torch.stack([alive[t].sum(), (residual[t] * alive[t]).sum()]) for t in steps]
+        )
+        counts_sums = global_sum(counts_sums)
+        counts = counts_sums[:, 0]
+        means = counts_sums[:, 1] / counts.clamp_min(1.0)
+        squares = torch.stack([((residual[t] - means[t]).square() * alive[t]).sum() for t in steps])
+        variances = global_sum(squares) / counts.clamp_min(1.0)
+        for t in steps:
+            if counts[t] < 1 or (initialise and self.updates[t] > 0):
                 continue
-            mean = (residual[t] * weight).sum() / count
-            var = ((residual[t] - mean).square() * weight).sum() / count
+            mean, var = means[t], variances[t]
             if self.updates[t] == 0:
                 self.signal_mean[t], self.signal_var[t] = mean, var
             else:

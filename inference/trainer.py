@@ -31,6 +31,16 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from inference.checkpoint import load_checkpoint, save_checkpoint
+from inference.distributed import (
+    ShardedBatches,
+    any_rank,
+    average_gradients,
+    broadcast_parameters,
+    reduce_floats,
+    shard_noise,
+    world,
+)
+from inference.events import EventWriter, add_record
 
 ELBOS: dict[str, Callable[[], pyro.infer.ELBO]] = {
     "meanfield": TraceMeanField_ELBO,  # analytic KL where available
@@ -148,7 +158,9 @@ class SVITrainer:
 
     ``checkpoint_extra`` is stored in every checkpoint (model name and configuration, data
     provenance) so that evaluation and sampling can rebuild everything from the file alone.
-    ``validate`` maps the model/guide to a dict of validation metrics.
+    ``validate`` maps the model/guide to a dict of validation metrics. ``events``
+    (:func:`inference.events.open_event_writer`) also receives every logged record as
+    TensorBoard scalars.
     """
 
     def __init__(
@@ -164,7 +176,11 @@ class SVITrainer:
         device: str | torch.device = "cpu",
         progress: bool = True,
         objective: Objective | None = None,
+        events: EventWriter | None = None,
     ):
+        self.world, self.events = world(), events
+        if self.world.distributed:
+            batches = ShardedBatches(batches, self.world)
         self.model, self.guide, self.batches, self.config = model, guide, batches, config
         self.out_dir = Path(out_dir)
         self.checkpoint_path = self.out_dir / "checkpoint.pt"
@@ -208,6 +224,9 @@ class SVITrainer:
         return {}
 
     def save(self) -> Path:
+        """Write the checkpoint (rank 0 only under ``torchrun``; every rank holds the same)."""
+        if not self.world.is_main:
+            return self.checkpoint_path
         return save_checkpoint(self.checkpoint(), self.checkpoint_path)
 
     def resume(self, path: str | Path) -> None:
@@ -239,7 +258,7 @@ class SVITrainer:
     def _drop_metrics_after(self, step: int) -> None:
         """Remove the rows of ``metrics.jsonl`` past ``step`` (a resumed run replays them),
         atomically."""
-        if not self.metrics_path.exists():
+        if not self.world.is_main or not self.metrics_path.exists():
             return
         lines = self.metrics_path.read_text().splitlines(keepends=True)
         kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
@@ -251,10 +270,14 @@ class SVITrainer:
 
     # -- training --------------------------------------------------------------------------
     def _log(self, record: dict) -> None:
+        if not self.world.is_main:
+            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with self.metrics_path.open("a") as fh:
             fh.write(json.dumps(record) + "\n")
         self.state.history.append(record)
+        if self.events is not None:
+            add_record(self.events, record)
 
     def _set_learning_rates(self) -> None:
         cfg = self.config
@@ -270,17 +293,27 @@ class SVITrainer:
         return f"No checkpoint had been written yet ({self.checkpoint_path} does not exist)."
 
     def train_step(self, args: tuple[Tensor, ...]) -> tuple[float, dict[str, float]]:
-        """One optimisation step on the per-example loss; returns that loss and the metrics."""
+        """One optimisation step on the per-example loss; returns that loss and the metrics
+        (their means over the ranks under ``torchrun``).
+
+        The sample sites draw their noise through :class:`inference.distributed.ShardNoise`
+        from a generator of ``(seed, step)``, so a step's noise per example does not depend on
+        the number of processes; gradients are averaged over the ranks before clipping."""
         args = tuple(a.to(self.device) for a in args)
         self._set_learning_rates()
         self.optimizer.zero_grad(set_to_none=True)
-        loss, metrics = self.objective(self.model, self.guide, args, self.state.step)
-        if not torch.isfinite(loss):
+        with shard_noise(self.config.seed, self.state.step, self.device):
+            loss, metrics = self.objective(self.model, self.guide, args, self.state.step)
+        (non_finite,) = any_rank(not bool(torch.isfinite(loss)))
+        if non_finite:
             raise NonFiniteLossError(
-                f"step {self.state.step}: the loss is {loss.item()}; training stopped. "
-                f"{self._kept()} Try a lower --lr or gradient clipping (--clip-norm)."
+                f"step {self.state.step}: the loss is {loss.item()}"
+                f"{'' if self.world.size == 1 else f' on rank {self.world.rank}'} (non-finite on "
+                f"at least one rank); training stopped. {self._kept()} Try a lower --lr or "
+                "gradient clipping (--clip-norm)."
             )
         loss.backward()
+        average_gradients(self.params)
         if self.config.clip_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.clip_norm)
             if not torch.isfinite(norm):
@@ -289,7 +322,8 @@ class SVITrainer:
                     f"stopped. {self._kept()}"
                 )
         self.optimizer.step()
-        return loss.item(), metrics
+        values = reduce_floats({"loss": loss.item(), **metrics})
+        return values.pop("loss"), values
 
     def run(self, resume: str | Path | None = None) -> TrainRun:
         """What a training task does: resume from ``resume`` (a checkpoint path) if given,
@@ -300,7 +334,8 @@ class SVITrainer:
         start_step, start = self.state.step, time.perf_counter()
         self.fit()
         seconds = time.perf_counter() - start
-        print(f"checkpoint: {self.checkpoint_path}")
+        if self.world.is_main:
+            print(f"checkpoint: {self.checkpoint_path}")
         return TrainRun(steps=self.state.step - start_step, seconds=seconds)
 
     def fit(self) -> TrainState:
@@ -309,14 +344,22 @@ class SVITrainer:
         with pyro.validation_enabled(cfg.pyro_validation):
             return self._fit()
 
+    def _synchronise(self) -> None:
+        """Every rank starts from rank 0's parameters and objective buffers."""
+        tensors = [*self.params, *self.model.buffers(), *self.guide.buffers()]
+        if isinstance(self.objective, nn.Module):
+            tensors += list(self.objective.buffers())
+        broadcast_parameters(tensors)
+
     def _fit(self) -> TrainState:
         cfg = self.config
         self.model.train()
         self.guide.train()
+        self._synchronise()
         bar = tqdm(
             total=cfg.steps,
             initial=self.state.step,
-            disable=not self.progress,
+            disable=not self.progress or not self.world.is_main,
             unit="step",
             dynamic_ncols=True,
             mininterval=0.5 if sys.stderr.isatty() else 30.0,  # keep CI logs short
@@ -347,8 +390,10 @@ class SVITrainer:
                             "seconds": time.perf_counter() - start,
                         }
                     )
-                if self.validate is not None and (
-                    step % cfg.validate_every == 0 or step == cfg.steps
+                if (
+                    self.validate is not None
+                    and self.world.is_main
+                    and (step % cfg.validate_every == 0 or step == cfg.steps)
                 ):
                     metrics = self._validate()
                     self._log({"step": step, **metrics})
@@ -356,10 +401,13 @@ class SVITrainer:
                         f"step {step}: " + ", ".join(f"{k} {v:.3f}" for k, v in metrics.items())
                     )
                 now = time.perf_counter()
-                out_of_time = cfg.max_seconds is not None and now - start > cfg.max_seconds
-                save_due = cfg.checkpoint_seconds is not None and (
-                    now - last_save > cfg.checkpoint_seconds
+                out_of_time, save_due, stopping = any_rank(
+                    cfg.max_seconds is not None and now - start > cfg.max_seconds,
+                    cfg.checkpoint_seconds is not None and now - last_save > cfg.checkpoint_seconds,
+                    bool(stop.received),
                 )
+                if stopping and not stop.received:  # another rank was signalled
+                    stop.received = signal.SIGTERM
                 if (
                     step % cfg.checkpoint_every == 0
                     or step == cfg.steps

@@ -13,12 +13,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
 from inference.checkpoint import CheckpointError, read_checkpoint
+from inference.distributed import init_world
 from inference.trainer import NonFiniteLossError, TrainingInterrupted
 from tasks import families
 from tasks.commands import TASK_COMMANDS, TaskCommand, find_task_command
@@ -237,10 +240,39 @@ def _default_train_model(argv: list[str]) -> list[str]:
     return argv
 
 
+def _launch_torchrun(argv: list[str], nproc: int) -> int:
+    """``pyro-draw train … --nproc N``: the same command on ``N`` processes under torchrun
+    (``python -m torch.distributed.run --standalone``, a free local port)."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            rest.append(arg)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += [f"--nproc-per-node={nproc}", "-m", "tasks.cli", *rest]
+    print("launching: " + " ".join(command[1:]), file=sys.stderr)
+    return subprocess.call(command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = _default_train_model(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "train" and args.nproc > 1 and "WORLD_SIZE" not in os.environ:
+        return _launch_torchrun(argv, args.nproc)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in ("train", "evaluate"):
+        print(
+            f"pyro-draw {args.command}: error: only `train` and `evaluate` run under torchrun "
+            "(one process does the rest)",
+            file=sys.stderr,
+        )
+        return 2
+    device = getattr(args, "device", None) or "cpu"
+    if args.command == "evaluate" and not init_world(device).is_main:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  rank 0 reports; the others compute
     task = find_task_command(args.command)
     try:
         if args.command == "train":

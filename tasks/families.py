@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from inference.checkpoint import Checkpoint, read_checkpoint
+from inference.checkpoint import Checkpoint, CheckpointError, check_device, read_checkpoint
 from tasks.catch import FAMILY as CATCH
 from tasks.dood import FAMILY as DOOD
 from tasks.draw import FAMILY as DRAW
@@ -49,9 +49,17 @@ def check_registry(families: tuple[Family, ...]) -> None:
 def load_trained(
     path: str | Path, *, device: str | torch.device = "cpu", expected_model: str | None = None
 ) -> tuple[nn.Module, nn.Module, Checkpoint]:
-    """The model and guide stored in a checkpoint (eval mode, on ``device``) and the checkpoint."""
-    checkpoint = read_checkpoint(path, expected_model=expected_model, map_location=device)
-    _, spec = find_model(checkpoint.model)
+    """The model and guide stored in a checkpoint (eval mode, on ``device``) and the checkpoint.
+
+    ``device`` is checked before the file is read (an unavailable one is a ``ValueError`` about
+    the device); the file is read onto the CPU and the modules are then moved to ``device``.
+    """
+    check_device(device, path)
+    checkpoint = read_checkpoint(path, expected_model=expected_model, map_location="cpu")
+    try:
+        _, spec = find_model(checkpoint.model)
+    except ValueError as exc:
+        raise CheckpointError(f"checkpoint {checkpoint.path}: {exc}") from None
     model, guide = spec.restore(checkpoint, device)
     return model, guide, checkpoint
 

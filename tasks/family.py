@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from inference.checkpoint import Checkpoint, RunRecord
+from inference.checkpoint import Checkpoint, CheckpointError, RunRecord
 from inference.trainer import BatchSource, Objective
 from tasks.options import CheckpointOptions, RunOptions
 
@@ -50,10 +50,51 @@ class ModelSpec:
             raise ValueError(
                 f"{checkpoint.path} holds a {checkpoint.model!r} model, not {self.name!r}"
             )
-        model, guide = self.build(checkpoint.model_config)
-        model.load_state_dict(checkpoint.payload["model_state"])
-        guide.load_state_dict(checkpoint.payload["guide_state"])
+        where = f"checkpoint {checkpoint.path} ({self.name!r} model)"
+        try:
+            model, guide = self.build(checkpoint.model_config)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"{where}: its model_config does not build a {self.name!r} model ({exc}); "
+                "written by another version of pyro-draw?"
+            ) from None
+        _load_state(model, checkpoint.payload["model_state"], f"{where}: model_state")
+        _load_state(guide, checkpoint.payload["guide_state"], f"{where}: guide_state")
         return model.to(device).eval(), guide.to(device).eval()
+
+
+def _load_state(module: nn.Module, state: dict[str, Any], where: str) -> None:
+    """``module.load_state_dict(state)``, its mismatch said briefly (``CheckpointError``)."""
+    try:
+        module.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError) as exc:
+        own = module.state_dict()
+        missing = sorted(set(own) - set(state))
+        unexpected = sorted(set(state) - set(own))
+        shapes = [
+            f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+            for k, v in own.items()
+            if k in state and hasattr(state[k], "shape") and state[k].shape != v.shape
+        ]
+        parts = [
+            f"{label} {_few(names)}"
+            for label, names in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("shapes", shapes),
+            )
+            if names
+        ]
+        detail = "; ".join(parts) or type(exc).__name__
+        raise CheckpointError(
+            f"{where} does not fit the model its config builds ({detail}): from another model "
+            "or version"
+        ) from None
+
+
+def _few(names: list[str], count: int = 3) -> str:
+    shown = ", ".join(names[:count])
+    return f"{shown} (+{len(names) - count} more)" if len(names) > count else shown
 
 
 @dataclass(frozen=True)

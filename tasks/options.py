@@ -341,6 +341,16 @@ class RunOptions(DataOptions):
     overwrite: bool = option(
         False, "replace the run already in --out (its checkpoint, metrics.jsonl and results)"
     )
+    nproc: int = option(
+        1,
+        "train data-parallel on this many processes (launches torchrun; --batch-size is global)",
+        check=positive,
+    )
+    tensorboard: str | None = option(
+        None,
+        "also write TensorBoard events (scalars, pictures) here; needs pyro-draw[tensorboard]",
+        metavar="DIR",
+    )
     pyro_validation: bool = option(False, "enable Pyro's argument validation (slower)")
     pictures: bool = option(True, "skip the pictures")
     #: the options written out on the command line (to tell "--config small" from the default)

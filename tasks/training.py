@@ -16,6 +16,8 @@ import pyro
 import torch
 
 from inference.checkpoint import Checkpoint, read_checkpoint, save_checkpoint
+from inference.distributed import init_world
+from inference.events import add_pictures, open_event_writer
 from inference.trainer import SVITrainer, TrainConfig
 from tasks.family import Family, ModelSpec, TrainPlan, TrainReport
 from tasks.options import RunOptions
@@ -108,13 +110,20 @@ class _BestCheckpoint:
 
 def train(family: Family, model: str, run: RunOptions, options: Any) -> dict[str, Any]:
     """Train (or resume) ``model`` of ``family``; returns the final evaluation (also written to
-    ``<out>/eval.json``) after printing its summary and writing the pictures."""
+    ``<out>/eval.json``) after printing its summary and writing the pictures.
+
+    Under ``torchrun`` every rank trains on its share of each global batch
+    (:mod:`inference.distributed`) and rank 0 alone writes checkpoints, metrics, the evaluation
+    and the pictures; the final evaluation is shared out over the ranks (every rank returns
+    it)."""
     spec = family.model(model)
     if not isinstance(options, spec.options):
         raise TypeError(
             f"{model}: expected {spec.options.__name__}, found {type(options).__name__}"
         )
     _claim_out_dir(run)
+    world = init_world(run.device)  # a process group when launched by torchrun
+    events = open_event_writer(run.tensorboard) if run.tensorboard and world.is_main else None
     prepare_process(run)
     resumed = read_checkpoint(run.resume, expected_model=model) if run.resume else None
     if resumed is not None:
@@ -130,7 +139,7 @@ def train(family: Family, model: str, run: RunOptions, options: Any) -> dict[str
     net.to(run.device)
     guide.to(run.device)
     out = Path(run.out)
-    if run.overwrite and not run.resume:  # a fresh run: its metrics start anew
+    if run.overwrite and not run.resume and world.is_main:  # a fresh run: metrics start anew
         (out / "metrics.jsonl").unlink(missing_ok=True)
     validate = _BestCheckpoint(plan, net, guide, out)
     has_validation = type(plan).validate is not TrainPlan.validate
@@ -145,6 +154,7 @@ def train(family: Family, model: str, run: RunOptions, options: Any) -> dict[str
         device=run.device,
         progress=run.progress,
         objective=plan.objective(net, guide),
+        events=events,
     )
     validate.trainer = trainer
     done = trainer.run(run.resume)
@@ -158,12 +168,20 @@ def train(family: Family, model: str, run: RunOptions, options: Any) -> dict[str
         batch_size=run.batch_size,
         learning_rates={"base": trainer.config.lr, **trainer.config.lr_groups},
     )
-    result = plan.evaluate(net, guide, report)
+    result = plan.evaluate(net, guide, report)  # every rank: IWAE shards its examples
     result.setdefault("checkpoint", str(report.checkpoint))
     result.setdefault("step", report.step)
+    if not world.is_main:  # rank 0 writes, reports and draws
+        return result
     write_json(result, out / "eval.json")
     print(plan.summary(result))
     if run.pictures:
-        for path in plan.pictures(net, guide, out):
+        pictures = plan.pictures(net, guide, out)
+        for path in pictures:
             print(f"wrote {path}")
+        if events is not None:
+            add_pictures(events, pictures, report.step)
+    if events is not None:
+        events.close()
+        print(f"TensorBoard events: {run.tensorboard} (tensorboard --logdir {run.tensorboard})")
     return result

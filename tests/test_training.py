@@ -133,7 +133,7 @@ def test_checkpoint_errors_are_specific(tmp_path):
         load_checkpoint(tmp_path / "missing.pt")
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="could not be read"):
+    with pytest.raises(CheckpointError, match="is a text file"):
         load_checkpoint(garbage)
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(2)}, foreign)
@@ -351,3 +351,64 @@ trainer.fit()
     a, b = _state(straight), _state(resumed)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+class _Events:
+    def __init__(self):
+        self.scalars, self.images, self.closed = [], [], False
+
+    def add_scalar(self, tag, value, global_step):
+        self.scalars.append((tag, value, global_step))
+
+    def add_image(self, tag, img, global_step, dataformats):
+        self.images.append((tag, img.shape, global_step, dataformats))
+
+    def flush(self):
+        pass
+
+    def close(self):
+        self.closed = True
+
+
+def test_every_logged_record_reaches_the_event_writer(tmp_path):
+    events = _Events()
+    trainer = _trainer(tmp_path, steps=2, validate=lambda: {"valid_elbo": -1.5})
+    trainer.events = events
+    trainer.fit()
+    tags = {(tag, step) for tag, _, step in events.scalars}
+    assert {("loss", 1), ("loss", 2), ("valid_elbo", 2), ("seconds", 1)} <= tags
+    assert not any(tag == "step" for tag, _, _ in events.scalars)
+
+
+def test_tensorboard_option_writes_real_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from tasks.cli import main
+
+    logdir = tmp_path / "tb"
+    args = ["train", "draw", "--config", "small", "--dataset", "glyphs", "--steps", "3"]
+    args += ["--batch-size", "8", "--num-train", "64", "--iwae-samples", "2", "--log-every", "1"]
+    args += ["--eval-examples", "8", "--threads", "1", "--no-progress", "--out", str(tmp_path)]
+    assert main([*args, "--tensorboard", str(logdir)]) == 0
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss")] == [1, 2, 3]
+    assert events.Tags()["images"]  # the run's pictures
+
+
+def test_tensorboard_without_the_package_is_a_clear_error(monkeypatch):
+    import builtins
+
+    from inference.events import open_event_writer
+
+    real_import = builtins.__import__
+
+    def no_tensorboard(name, *args, **kwargs):
+        if name.startswith("torch.utils.tensorboard"):
+            raise ImportError("No module named 'tensorboard'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    with pytest.raises(ValueError, match=r"pyro-draw\[tensorboard\]"):
+        open_event_writer("somewhere")

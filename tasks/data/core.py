@@ -7,6 +7,7 @@ Depends on nothing else in :mod:`tasks.data`; every loader imports from here.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ __all__ = [
     "ImageData",
     "ImageDataset",
     "binarize",
+    "check_images",
     "check_split",
     "derive_seed",
     "split_binarization",
@@ -52,11 +54,7 @@ class ImageData:
     extras: dict = field(default_factory=dict)  # dataset-specific tensors
 
     def __post_init__(self) -> None:
-        if self.images.dim() != 4 or self.images.dtype != torch.float32:
-            raise DataError(
-                f"ImageData({self.name}/{self.split}).images: expected float32 (N, C, H, W), "
-                f"found {self.images.dtype} {tuple(self.images.shape)}"
-            )
+        check_images(self.images, f"ImageData({self.name}/{self.split}).images")
         if self.binarization not in BINARIZATIONS:
             raise DataError(
                 f"ImageData({self.name}/{self.split}).binarization: expected one of "
@@ -85,6 +83,28 @@ class ImageDataset:
     load: Callable[..., ImageData]
     available: bool = True
     why_unavailable: str = ""
+
+
+def check_images(images: object, what: str) -> None:
+    """Raise :class:`DataError` naming ``what`` unless ``images`` is a float32 ``(N, C, H, W)``
+    tensor of values in ``[0, 1]`` (no NaN): what every model's likelihood expects."""
+    if not isinstance(images, Tensor):
+        raise DataError(f"{what}: expected a float32 tensor (N, C, H, W), found {type(images)}")
+    if images.dim() != 4 or images.dtype != torch.float32:
+        raise DataError(
+            f"{what}: expected float32 (N, C, H, W), found {images.dtype} {tuple(images.shape)}"
+        )
+    if images.numel() == 0:
+        return
+    low, high = (float(v) for v in torch.aminmax(images))  # NaN if any value is NaN
+    if math.isnan(low) or math.isnan(high):
+        nan = torch.isnan(images)
+        first = tuple(int(i) for i in nan.nonzero()[0])
+        raise DataError(
+            f"{what}: expected values in [0, 1], found {int(nan.sum())} NaN (first at {first})"
+        )
+    if low < 0.0 or high > 1.0:
+        raise DataError(f"{what}: expected values in [0, 1], found values in [{low}, {high}]")
 
 
 def binarize(images: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -37,6 +37,7 @@ example's position in the split. ``size`` (default 50) is the output side.
 from __future__ import annotations
 
 import functools
+import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -214,7 +215,7 @@ def _read_omniglot_cached(path: str, size: int, mtime_ns: int, characters: int) 
             if "images" not in archive.files:
                 raise DataError(f"{path}: missing key 'images'; found keys {archive.files}")
             images = archive["images"]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: cannot read npz archive ({exc})") from exc
     expected = (characters, OMNIGLOT_DRAWERS, 105, 105)
     if images.dtype != np.bool_ or images.shape != expected:
@@ -286,7 +287,7 @@ def _read_quickdraw_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
                     f"{path}: missing category keys {missing}; found keys {archive.files}"
                 )
             arrays = [archive[c] for c in QUICKDRAW_CLASSES]
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: cannot read npz archive ({exc})") from exc
     for cls, arr in zip(QUICKDRAW_CLASSES, arrays, strict=True):
         if arr.dtype != np.uint8 or arr.shape != (QUICKDRAW_PER_CLASS, 784):

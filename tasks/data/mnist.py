@@ -16,7 +16,9 @@ from __future__ import annotations
 import functools
 import gzip
 import logging
+import math
 import os
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -114,7 +116,11 @@ def read_idx(path: str | os.PathLike[str], expected_magic: int) -> np.ndarray:
     Raises :class:`DataError` naming the file when the magic number, dimensions or payload size
     are not as expected.
     """
-    return _read_idx_cached(*_cache_key(Path(path)), expected_magic)
+    path = Path(path)
+    if not path.is_file():
+        found = "a directory" if path.is_dir() else "not found"
+        raise DataError(f"{path}: expected a gzipped IDX file, {found}")
+    return _read_idx_cached(*_cache_key(path), expected_magic)
 
 
 @functools.lru_cache(maxsize=8)
@@ -138,7 +144,7 @@ def _read_idx_cached(path: str, size: int, mtime_ns: int, expected_magic: int) -
     if len(data) < header:
         raise DataError(f"{path}: truncated IDX header (expected {header} bytes)")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected_len = header + int(np.prod(dims))
+    expected_len = header + math.prod(dims)  # exact: np.prod would overflow int64
     if len(data) != expected_len:
         raise DataError(
             f"{path}: IDX payload size mismatch for dims {dims}: expected {expected_len} bytes, "
@@ -311,10 +317,13 @@ def _read_amat_cached(path: str, size: int, mtime_ns: int) -> np.ndarray:
 @functools.lru_cache(maxsize=4)
 def _read_npz_cached(path: str, size: int, mtime_ns: int, split: str) -> np.ndarray:
     del size, mtime_ns
-    with np.load(path) as archive:
-        if split not in archive.files:
-            raise DataError(f"{path}: missing key {split!r}; found keys {archive.files}")
-        packed = archive[split]
+    try:
+        with np.load(path) as archive:
+            if split not in archive.files:
+                raise DataError(f"{path}: missing key {split!r}; found keys {archive.files}")
+            packed = archive[split]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path}: cannot read the binarised-MNIST npz ({exc})") from exc
     if packed.dtype != np.uint8 or packed.ndim != 2 or packed.shape[1] != 98:
         raise DataError(
             f"{path}[{split!r}]: expected bit-packed uint8 (N, 98), found "

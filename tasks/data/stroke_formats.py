@@ -40,6 +40,7 @@ from .core import DataError
 __all__ = [
     "MAGENTA_DROP_PROB",
     "MAGENTA_RANDOM_SCALE",
+    "MAX_ABS_OFFSET",
     "RANDOM_SCALE",
     "augment",
     "drop_points",
@@ -60,24 +61,31 @@ RANDOM_SCALE = 0.1
 MAGENTA_RANDOM_SCALE = 0.15
 #: magenta's default ``augment_stroke_prob`` (point dropping; the paper does not mention it).
 MAGENTA_DROP_PROB = 0.1
+#: Largest |Δx|, |Δy| a loaded sketch may hold: far beyond any drawing (QuickDraw coordinates
+#: are 0-255, the sketch-rnn files stay under 600, the reference code clamps at 1000), small
+#: enough that squares and sums stay finite in float32.
+MAX_ABS_OFFSET = 1e6
 
 
 # ------------------------------------------------------------------------------ validation
 def validate_sequence(seq: object, index: int, dataset: str) -> np.ndarray:
     """Check one stroke-3 sequence and return it as a float32 ``(N, 3)`` array.
 
-    Raises :class:`DataError` naming ``dataset`` and ``index`` when it is not a 2-d numeric
-    array of width 3, is empty, holds NaN/inf, or has pen values other than 0/1.
+    Raises :class:`DataError` naming ``dataset`` and ``index`` when it is not a 2-d integer or
+    float array of width 3 (bool, complex, object and string arrays are refused), is empty,
+    holds NaN/inf or an offset beyond ±:data:`MAX_ABS_OFFSET`, or has pen values other than 0/1.
     """
     where = f"{dataset}: sequence {index}"
     try:
         arr = np.asarray(seq)
-    except ValueError as exc:  # ragged nested lists
+    except (ValueError, TypeError) as exc:  # ragged nested lists
         raise DataError(
             f"{where}: expected a (N, 3) array, found {type(seq).__name__} ({exc})"
         ) from exc
     if arr.dtype.kind not in "iuf":
-        raise DataError(f"{where}: expected numeric stroke-3 rows, found dtype {arr.dtype}")
+        raise DataError(
+            f"{where}: expected numeric (integer or float) stroke-3 rows, found dtype {arr.dtype}"
+        )
     if arr.ndim != 2 or arr.shape[1] != 3:
         raise DataError(
             f"{where}: expected shape (N, 3) (rows Δx, Δy, pen_lifted), found {arr.shape}"
@@ -87,6 +95,13 @@ def validate_sequence(seq: object, index: int, dataset: str) -> np.ndarray:
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         row, col = np.argwhere(~np.isfinite(arr))[0]
         raise DataError(f"{where}: expected finite values, found {arr[row, col]} at row {row}")
+    offsets = np.abs(arr[:, :2].astype(np.float64))
+    if offsets.max() > MAX_ABS_OFFSET:
+        row, col = np.unravel_index(int(np.argmax(offsets)), offsets.shape)
+        raise DataError(
+            f"{where}: expected offsets (columns 0-1) within ±{MAX_ABS_OFFSET:g}, found "
+            f"{arr[row, col]} at row {row}"
+        )
     bad = (arr[:, 2] != 0) & (arr[:, 2] != 1)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])

@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import functools
 import json
+import pickle
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,6 +147,7 @@ def _npz_raw(name: str, split: str, data_dir: DataDir, download: bool) -> tuple[
 def _npz_split_cached(path: str, size: int, mtime_ns: int, split: str) -> tuple[np.ndarray, ...]:
     """Validated float32 sequences of one split, cached in-process (read-only arrays)."""
     del size, mtime_ns  # cache-key only
+    _check_zip_file(Path(path), "a sketch-rnn .npz archive")
     try:
         with np.load(path, allow_pickle=True, encoding="latin1") as archive:
             if split not in archive.files:
@@ -153,8 +156,10 @@ def _npz_split_cached(path: str, size: int, mtime_ns: int, split: str) -> tuple[
                     f"{sorted(archive.files)}"
                 )
             items = archive[split]
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError) as exc:
         raise DataError(f"{path}: cannot read sketch-rnn npz ({exc})") from exc
+    if not isinstance(items, np.ndarray):  # a member that is not an .npy array
+        raise DataError(f"{path}: key {split!r}: expected an array, found {type(items).__name__}")
     if items.ndim != 1:
         raise DataError(
             f"{path}: key {split!r}: expected a 1-d array of sequences, found shape {items.shape}"
@@ -166,13 +171,35 @@ def _npz_split_cached(path: str, size: int, mtime_ns: int, split: str) -> tuple[
     return sequences
 
 
+def _check_zip_file(path: Path, what: str) -> None:
+    """Raise :class:`DataError` unless ``path`` starts like a zip archive (before ``np.load``
+    with pickles allowed or ``zipfile`` reads it)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open {what} ({exc.strerror})") from None
+    if head != b"PK\x03\x04":
+        found = "an empty file" if not head else f"first bytes {head.hex(' ')}"
+        raise DataError(f"{path}: expected {what} (a zip file), found {found}")
+
+
+def _open_zip(path: Path, what: str) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(path)``, a damaged archive said as a :class:`DataError`."""
+    _check_zip_file(path, what)
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DataError(f"{path}: {what} is truncated or corrupted ({exc})") from None
+
+
 def _quickdraw_zip(data_dir: DataDir, download: bool) -> Path:
     return locate(QUICKDRAW_ZIP, data_dir, download)
 
 
 def quickdraw_categories(data_dir: DataDir = None) -> list[str]:
     """Sorted category names in the QuickDraw zip (file stems, e.g. ``"cell phone"``)."""
-    with zipfile.ZipFile(_quickdraw_zip(data_dir, False)) as archive:
+    with _open_zip(_quickdraw_zip(data_dir, False), "the QuickDraw zip") as archive:
         return sorted(
             Path(n).stem for n in archive.namelist() if n.endswith(".ndjson") and "/" in n
         )
@@ -189,6 +216,8 @@ def _quickdraw_raw(
             f"{path}: no category {category!r} (member {member!r}); see "
             f"quickdraw_categories() for the {len(archive.namelist())} available"
         ) from None
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: member {member!r} is corrupted or not UTF-8 ({exc})") from None
     lines = [line for line in text.splitlines() if line.strip()]
     sizes = QUICKDRAW_SPLIT_SIZES
     start = {"train": 0, "valid": sizes["train"], "test": sizes["train"] + sizes["valid"]}[split]
@@ -263,7 +292,7 @@ def _raw_split(
         if not categories:
             raise DataError("load_strokes: quickdraw classes is empty")
         path = _quickdraw_zip(data_dir, download)
-        with zipfile.ZipFile(path) as archive:
+        with _open_zip(path, "the QuickDraw zip") as archive:
             for cat in categories:
                 items, source = _quickdraw_raw(archive, path, cat, split)
                 label = f"quickdraw/{cat}[{split}]"

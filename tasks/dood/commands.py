@@ -15,7 +15,7 @@ from tasks.dood.data import PARTIAL_REGIONS, checkpoint_images
 from tasks.dood.evaluate import evaluate_dood, format_dood_summary
 from tasks.dood.models import PAPER_IWAE_SAMPLES
 from tasks.dood.pictures import write_completions, write_reconstructions, write_samples
-from tasks.evaluate import ImageEvaluateOptions, write_evaluation
+from tasks.evaluate import ImageEvaluateOptions, say, write_evaluation
 from tasks.family import ModelSpec
 from tasks.options import CheckpointOptions, SplitOptions, option, positive
 
@@ -110,6 +110,7 @@ def evaluate_command(spec: ModelSpec, checkpoint: Checkpoint, options: DooDEvalu
         seed=options.seed,
         device=options.device,
         progress=options.progress,
+        announce=say,
     )
     result.update(
         model=checkpoint.model,

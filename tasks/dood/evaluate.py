@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pyro
@@ -106,10 +107,12 @@ def evaluate_dood(
     seed: int = 0,
     device: str | torch.device = "cpu",
     progress: bool = True,
+    announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """IWAE log-likelihood and ELBO of every image of ``data`` (:func:`evaluate_split`, K =
     ``iwae_samples``) plus ``stroke_counts`` (:func:`stroke_count_summary`; against the truth on
-    glyphs). Particles are drawn in chunks of ``chunk_size`` (default: ≤ 1024 rows per pass)."""
+    glyphs). Particles are drawn in chunks of ``chunk_size`` (default: ≤ 1024 rows per pass);
+    ``announce`` is told the plan and the estimated time (:func:`evaluate_log_likelihood`)."""
     was = model.training, guide.training
     model.eval()
     guide.eval()
@@ -125,6 +128,7 @@ def evaluate_dood(
                 chunk_size=chunk_size or _chunk_size(batch_size),
                 device=device,
                 progress=progress,
+                announce=announce,
             )
         counts = infer_stroke_counts(guide, data.images, seed=seed, device=device)
     finally:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import struct
 import zipfile
 import zlib
 from collections.abc import Mapping
@@ -64,6 +65,16 @@ LABEL_FILE = "class_labels.txt"
 DEFAULT_SIZE = 50
 _RUN_FOLDER = re.compile(r"run\d+")
 _FIRST_EVALUATION_ID = 965  # official character id of images_evaluation.npz index 0
+#: What PIL raises for a damaged image (a broken PNG chunk is a SyntaxError, a short header a
+#: struct.error).
+_IMAGE_ERRORS = (
+    UnidentifiedImageError,
+    OSError,
+    ValueError,
+    SyntaxError,
+    struct.error,
+    Image.DecompressionBombError,
+)
 
 
 @dataclass(frozen=True)
@@ -109,10 +120,15 @@ def _read_files(path: Path) -> dict[str, bytes]:
     try:
         with zipfile.ZipFile(path) as archive:
             return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
-    except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
         raise DataError(
             f"{path}: cannot read the one-shot runs archive ({exc}); the file is corrupt or not "
             f"a zip; replace it with the official {RUNS_ARCHIVE.url}"
+        ) from exc
+    except (NotImplementedError, RuntimeError) as exc:  # unknown compression, encrypted
+        raise DataError(
+            f"{path}: the one-shot runs archive uses a zip feature this reader lacks ({exc}); "
+            f"replace it with the official {RUNS_ARCHIVE.url}"
         ) from exc
 
 
@@ -175,7 +191,7 @@ def _decode(files: Mapping[str, bytes], names: tuple[str, ...], where: str) -> n
         try:
             with Image.open(io.BytesIO(files[name])) as image:
                 images.append(np.asarray(image.convert("L")) < 128)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except _IMAGE_ERRORS as exc:
             raise DataError(f"{where}: {name} is not a readable image ({exc})") from exc
     shapes = {image.shape for image in images}
     if len(shapes) != 1:

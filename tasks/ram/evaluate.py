@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from generative.ram import RAM
 from inference.checkpoint import Checkpoint
 from tasks.data.core import ImageData
-from tasks.evaluate import write_evaluation
+from tasks.evaluate import say, write_evaluation
 from tasks.family import ModelSpec
 from tasks.options import EvaluateOptions, option, positive
 from tasks.ram.data import checkpoint_split
@@ -147,12 +147,21 @@ class RAMEvaluateOptions(EvaluateOptions):
     )
 
 
+def _plan_line(model: nn.Module, num_examples: int, paths: int) -> str:
+    """What ``evaluate`` will do, said before it starts."""
+    line = f"evaluating: test error of {num_examples} examples"
+    if _is_stochastic(model):
+        line += f" (one sampled glimpse path, the mean path, and {paths} paths averaged)"
+    return line
+
+
 def evaluate_command(spec: ModelSpec, checkpoint: Checkpoint, options: EvaluateOptions) -> None:
     """``pyro-draw evaluate CHECKPOINT``: the test error of a classifier on a split (for RAM
     also along the mean path and averaged over ``--location-samples`` sampled paths)."""
     model, _ = spec.restore(checkpoint, options.device)
     data = checkpoint_split(checkpoint, options, options.num_examples)
     paths = options.location_samples if isinstance(options, RAMEvaluateOptions) else 1
+    say(_plan_line(model, len(data.images), paths))
     result = {
         "model": checkpoint.model,
         "config_name": checkpoint.record.config_name,
