@@ -102,6 +102,9 @@ class CatchAgentConfig(ConfigDict):
 CATCH_AGENT_CONFIGS: dict[str, CatchAgentConfig] = {
     # Sec. 4.2: 6×6 retina at 3 scales, 256 LSTM units, 3 game actions.
     "paper": CatchAgentConfig(),
+    # Not from the paper, a sanity baseline: one 48×48 patch, so the whole 24×24 screen is in
+    # view at full resolution wherever the retina is; the location is then irrelevant.
+    "full_view": CatchAgentConfig(glimpse_size=48, scales=1),
 }
 
 
@@ -134,6 +137,7 @@ class CatchEpisode(NamedTuple):
     screens: Tensor  # x_1 … x_{T+1}, (T + 1, B, 1, H, W)
     location_logits: Tensor  # Linear(h_t) of f_l before the squashing tanh, (T − 1, B, 2)
     balls: Tensor  # the ball's location in x_t (GameEnvironment.ball_locations), (T, B, 2)
+    core_states: Tensor  # h_t for t = 1 … T − 1, not detached (T − 1, B, core_size)
 
 
 class GreedyPolicy(Messenger):
@@ -246,6 +250,7 @@ class CatchAgent(nn.Module):
         screen = env.observe().to(param)
         reward = param.new_zeros(batch)
         screens, locations, actions, baselines, logits, balls = [screen], [], [], [], [], []
+        states = []
         with pyro.plate("games", batch):
             for t in pyro.markov(range(1, steps + 1)):
                 ball = env.ball_locations().to(param)
@@ -267,6 +272,7 @@ class CatchAgent(nn.Module):
                         )
                     location = clip_locations(sampled.detach())
                     logits.append(logit)
+                    states.append(h)
                 screen, r, _ = env.step(action)
                 screen = screen.to(param)
                 reward = reward + r.to(param)
@@ -283,6 +289,7 @@ class CatchAgent(nn.Module):
             screens=torch.stack(screens),
             location_logits=torch.stack(logits) if logits else param.new_zeros(0, batch, 2),
             balls=torch.stack(balls),
+            core_states=torch.stack(states) if states else param.new_zeros(0, batch, c.core_size),
         )
 
     def forward(self, env: GameEnvironment) -> CatchEpisode:

@@ -111,8 +111,10 @@ def imitation_loss(model: nn.Module, episode: CatchEpisode) -> Tensor:
     """Mean over games and steps of ``‖f_l(h_t) − ball_{t+1}‖²``: the location policy's mean
     regressed onto where the teacher would put the retina next (the ball in ``x_{t+1}``), in
     every game — the teacher's and the policy's own (as DAgger labels the states the learner
-    visits, so that it also learns to find a ball it is not looking at)."""
-    mean = model.locator.squashed(episode.location_logits)  # (T - 1, B, 2)
+    visits). The regression reads ``h_t`` *without* the detach of the location policy, so it
+    also trains the glimpse network and the core to tell where the ball is from what the retina
+    sees (off the ball: the coarse scales), which the game-action reward alone barely does."""
+    mean = model.locator(episode.core_states)  # (T - 1, B, 2)
     return (mean - episode.balls[1:].detach()).pow(2).sum(-1).mean()
 
 

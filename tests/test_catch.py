@@ -660,6 +660,8 @@ def test_teacher_imitation_regresses_the_location_mean_onto_the_ball() -> None:
     episode = poutine.trace(agent.model).get_trace(env_at(CatchState(*games)), teacher)
     episode = episode.nodes["_RETURN"]["value"]
     mean = torch.tanh(episode.location_logits)
+    torch.testing.assert_close(agent.locator(episode.core_states), mean)
+    assert episode.core_states.requires_grad  # the regression also trains the core
     torch.testing.assert_close(episode.balls, episode.locations)  # taught: the retina on it
     expected = (mean - episode.locations[1:]).pow(2).sum(-1).mean()
     torch.testing.assert_close(imitation_loss(agent, episode), expected)

@@ -24,13 +24,15 @@ PAPER_CATCH_RATE = 0.85  # sec. 4.2: "the best agent ... catches the ball roughl
 
 
 def play_episode(
-    agent: CatchAgent, env: CatchEnv, *, greedy: bool = True
+    agent: CatchAgent, env: CatchEnv, *, greedy: bool = True, ball_centred: bool = False
 ) -> tuple[CatchEpisode, poutine.Trace]:
-    """One episode of every game in ``env`` (reset first); ``greedy`` plays the policy's mode.
-    Returns the episode and the Pyro trace of the agent's program."""
+    """One episode of every game in ``env`` (reset first); ``greedy`` plays the policy's mode;
+    ``ball_centred`` puts the retina on the ball at every step (the curriculum's teacher, a
+    sanity baseline). Returns the episode and the Pyro trace of the agent's program."""
+    teacher = torch.ones(env.batch_size, dtype=torch.bool) if ball_centred else None
     with torch.no_grad(), pyro.validation_enabled(False):
         model = GreedyPolicy()(agent.model) if greedy else agent.model
-        trace = poutine.trace(model).get_trace(env)
+        trace = poutine.trace(model).get_trace(env, teacher)
     return trace.nodes["_RETURN"]["value"], trace
 
 
@@ -68,9 +70,10 @@ def play(
     return caught / num_games
 
 
-def greedy_catch_rate(agent: CatchAgent) -> float:
+def greedy_catch_rate(agent: CatchAgent, *, ball_centred: bool = False) -> float:
     """The *exact* catch rate of the greedy policy: it is deterministic and there are only
-    ``3·size`` equally likely games (:func:`all_starts`), so play each once."""
+    ``3·size`` equally likely games (:func:`all_starts`), so play each once. ``ball_centred``:
+    with the retina on the ball (:func:`play_episode`)."""
     c = agent.config
     starts = all_starts(c.screen_size, c.paddle_width)
     env = CatchEnv(len(starts.ball_col), c.screen_size, c.paddle_width)
@@ -78,7 +81,7 @@ def greedy_catch_rate(agent: CatchAgent) -> float:
     was_training = agent.training
     agent.eval()
     try:
-        episode, _ = play_episode(agent, env, greedy=True)
+        episode, _ = play_episode(agent, env, greedy=True, ball_centred=ball_centred)
     finally:
         agent.train(was_training)
     return episode.reward.mean().item()
@@ -91,6 +94,7 @@ def evaluate_agent(agent: CatchAgent, num_games: int, seed: int) -> dict[str, An
     sampled = play(agent, num_games, seed, greedy=False)
     return {
         "catch_rate_greedy": greedy_catch_rate(agent),
+        "catch_rate_greedy_ball_centred": greedy_catch_rate(agent, ball_centred=True),
         "greedy_games": 3 * c.screen_size,
         "catch_rate_sampled": sampled,
         "catch_rate_sampled_stderr": (sampled * (1 - sampled) / num_games) ** 0.5,
@@ -105,7 +109,9 @@ def format_catch_summary(result: dict[str, Any]) -> str:
     """The printed line of an :func:`evaluate_agent` result."""
     return (
         f"catch rate: greedy {result['catch_rate_greedy']:.3f} (exact, all "
-        f"{result['greedy_games']} games), sampled {result['catch_rate_sampled']:.3f} ± "
+        f"{result['greedy_games']} games; with the retina on the ball "
+        f"{result.get('catch_rate_greedy_ball_centred', float('nan')):.3f}), sampled "
+        f"{result['catch_rate_sampled']:.3f} ± "
         f"{result['catch_rate_sampled_stderr']:.3f} ({result['num_games']} games); random paddle "
         f"{result['random_policy_catch_rate']:.3f}, paper ≈ {result['paper_catch_rate']:.2f}"
     )
