@@ -27,6 +27,14 @@ from tasks.one_shot import (
     run_exemplars,
     run_one_shot,
 )
+from tasks.quality import FID_DESCRIPTION, FID_HELP, FidOptions, add_fid_arguments, run_fid
+from tasks.transfer import (
+    TRANSFER_DESCRIPTION,
+    TRANSFER_HELP,
+    TransferOptions,
+    add_transfer_arguments,
+    run_transfer,
+)
 
 __all__ = ["TASK_COMMANDS", "TaskCommand", "find_task_command"]
 
@@ -59,6 +67,15 @@ TASK_COMMANDS: tuple[TaskCommand, ...] = (
         ExemplarsOptions,
         run_exemplars,
         add_exemplars_arguments,
+    ),
+    TaskCommand("fid", FID_HELP, FID_DESCRIPTION, FidOptions, run_fid, add_fid_arguments),
+    TaskCommand(
+        "transfer",
+        TRANSFER_HELP,
+        TRANSFER_DESCRIPTION,
+        TransferOptions,
+        run_transfer,
+        add_transfer_arguments,
     ),
 )
 

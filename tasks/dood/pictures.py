@@ -26,6 +26,7 @@ from tasks.dood.mosaic import save_completions, save_sample_rows, save_stroke_st
 
 __all__ = [
     "DEFAULT_TEMPERATURES",
+    "generate_samples",
     "reconstruction_steps",
     "write_completions",
     "write_dood_pictures",
@@ -67,7 +68,10 @@ def reconstruction_steps(guide: nn.Module, images: Tensor) -> dict[str, Tensor]:
     return steps
 
 
-def _generate(model: nn.Module, num: int, temperature: float) -> dict[str, Tensor]:
+def generate_samples(model: nn.Module, num: int, temperature: float = 1.0) -> dict[str, Tensor]:
+    """``num`` unconditional samples of a DooD (at ``temperature``, appendix D.2.1) or AIR (its
+    fixed prior: ``temperature`` must be 1) model, every step recorded (``images``: the final
+    canvases, ``canvases``, ``z_pres``, ``z_where``, …)."""
     with pyro.validation_enabled(False):
         if isinstance(model, DooD):
             return model.generate(num, temperature=temperature)
@@ -108,11 +112,11 @@ def write_samples(
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             groups = [
-                (f"τ = {tau:g}", _generate(model, num_samples, tau)["images"])
+                (f"τ = {tau:g}", generate_samples(model, num_samples, tau)["images"])
                 for tau in temperatures
             ]
             tau = min(temperatures)
-            seq = _generate(model, num_sequences, tau)
+            seq = generate_samples(model, num_sequences, tau)
     finally:
         model.train(was)
     if not isinstance(model, DooD):

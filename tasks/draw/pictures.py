@@ -15,7 +15,7 @@ from tasks.family import ModelSpec
 from tasks.figures import save_generation_sequences, save_image_grid, save_samples_with_nearest
 from tasks.options import CheckpointOptions, option, positive
 
-__all__ = ["SampleOptions", "sample_command", "write_boxes", "write_pictures"]
+__all__ = ["SampleOptions", "sample_canvases", "sample_command", "write_boxes", "write_pictures"]
 
 
 def write_boxes(windows: Tensor, write_size: int) -> tuple[Tensor, Tensor]:
@@ -23,6 +23,12 @@ def write_boxes(windows: Tensor, write_size: int) -> tuple[Tensor, Tensor]:
     recorded write windows ``(S, T, 5)`` = ``(g_X, g_Y, δ, σ², γ)``."""
     params = AttentionParams(*windows.unbind(-1))
     return params.box(write_size), params.sigma2.sqrt()
+
+
+def sample_canvases(model: nn.Module, num_samples: int) -> Tensor:
+    """``(S, C, H, W)`` final canvases ``σ(c_T)`` of ``num_samples`` prior samples (sec. 2.3; the
+    means of ``p(x | z)``, as the paper shows them)."""
+    return model.generate(num_samples)["canvases"][:, -1]
 
 
 def write_pictures(
@@ -42,7 +48,7 @@ def write_pictures(
     model.eval()
     try:
         seq = model.generate(num_sequences)
-        samples = model.generate(num_samples)["canvases"][:, -1]
+        samples = sample_canvases(model, num_samples)
     finally:
         model.train(was_training)
     boxes = widths = None

@@ -8,9 +8,10 @@ the squared Fréchet (2-Wasserstein) distance between the two Gaussians is
 ``(Σ₁ Σ₂)^{1/2}`` comes from :func:`scipy.linalg.sqrtm`. Two numerical cases are handled as the
 reference implementations (TTUR, pytorch-fid) handle them:
 
-* *a singular product* (e.g. fewer vectors than dimensions, or a feature that is constant): when
-  ``sqrtm`` returns non-finite values, ``eps · I`` is added to both covariances and the root is
-  taken again (``eps = 1e-6`` by default); the result says that the offset was used;
+* *a singular product* (e.g. fewer vectors than dimensions, or a feature that is constant, as
+  a ReLU unit that never fires): when ``sqrtm`` warns that the product is singular or returns
+  non-finite values, ``eps · I`` is added to both covariances and the root is taken again
+  (``eps = 1e-6`` by default); the result says that the offset was used (``eps_offset``);
 * *tiny imaginary parts*: ``sqrtm`` of a real product of two PSD matrices is real in exact
   arithmetic, but rounding gives it imaginary parts of order 1e-10; they are dropped when the
   largest imaginary part on the diagonal is below ``imag_tol`` (1e-3, pytorch-fid's), and if not,
@@ -19,11 +20,12 @@ reference implementations (TTUR, pytorch-fid) handle them:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.linalg import sqrtm
+from scipy.linalg import LinAlgWarning, sqrtm
 
 __all__ = ["FeatureStatistics", "feature_statistics", "frechet_distance", "frechet_from_statistics"]
 
@@ -52,8 +54,12 @@ def feature_statistics(features: ArrayLike) -> FeatureStatistics:
     return FeatureStatistics(x.mean(0), np.atleast_2d(np.cov(x, rowvar=False)), int(x.shape[0]))
 
 
-def _sqrt_product(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.asarray(sqrtm(a @ b))
+def _sqrt_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(sqrtm(a @ b), whether scipy warned that the product is singular)``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", LinAlgWarning)
+        root = np.asarray(sqrtm(a @ b))
+    return root, any(issubclass(w.category, LinAlgWarning) for w in caught)
 
 
 def frechet_from_statistics(
@@ -71,14 +77,12 @@ def frechet_from_statistics(
             "(compute both sets with the same feature network)"
         )
     s1, s2 = a.cov, b.cov
-    root = _sqrt_product(s1, s2)
+    root, singular = _sqrt_product(s1, s2)
     offset = False
-    bad = not np.isfinite(root).all() or (
-        np.iscomplexobj(root) and np.abs(np.diagonal(root).imag).max() > imag_tol
-    )
-    if bad:
+    bad = singular or not np.isfinite(root).all()
+    if bad or (np.iscomplexobj(root) and np.abs(np.diagonal(root).imag).max() > imag_tol):
         eye = np.eye(s1.shape[0]) * eps
-        root = _sqrt_product(s1 + eye, s2 + eye)
+        root, _ = _sqrt_product(s1 + eye, s2 + eye)
         offset = True
     if not np.isfinite(root).all():
         raise ValueError(f"(Σ₁ Σ₂)^(1/2) is not finite even with Σ + {eps:g}·I")
