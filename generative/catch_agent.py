@@ -219,7 +219,9 @@ class CatchAgent(nn.Module):
         return self.baseline(h.detach()).squeeze(-1)
 
     # -- the Pyro program -------------------------------------------------------------------
-    def model(self, env: GameEnvironment, teacher: Tensor | None = None) -> CatchEpisode:
+    def model(
+        self, env: GameEnvironment, teacher: Tensor | None = None, teacher_noise: float = 0.0
+    ) -> CatchEpisode:
         """Play every game in ``env`` (reset, not finished) to its end, sampling ``"a_{t}"`` and
         ``"l_{t}"`` at each step (``T = env.remaining_steps``). Returns a :class:`CatchEpisode`.
 
@@ -227,7 +229,9 @@ class CatchAgent(nn.Module):
         :class:`inference.catch.CatchObjective`): in those games the retina is put on the ball
         (``env.ball_locations()``) at every step instead of at the policy's location, whose
         ``"l_{t}"`` sites are still sampled but masked out (log-probability 0), so the location
-        policy learns only from the games it steers."""
+        policy learns only from the games it steers. ``teacher_noise`` (location units) puts the
+        taught retina at the ball plus ``N(0, teacher_noise²)`` per coordinate (clipped), so the
+        core also learns to find a ball it is not centred on."""
         pyro.module("ram_catch", self)
         c = self.config
         if env.size != c.screen_size:
@@ -256,7 +260,10 @@ class CatchAgent(nn.Module):
                 ball = env.ball_locations().to(param)
                 balls.append(ball)
                 if teacher is not None:  # the retina on the ball of x_t
-                    location = torch.where(teacher[:, None], ball, location)
+                    taught = ball
+                    if teacher_noise > 0:
+                        taught = clip_locations(ball + teacher_noise * torch.randn_like(ball))
+                    location = torch.where(teacher[:, None], taught, location)
                 state = self.core_step(screen, location, state)
                 h = state[0]
                 b = self.value(h)

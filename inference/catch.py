@@ -53,6 +53,7 @@ class CatchObjective:
         location_penalty: float = 0.0,
         teacher_imitation: float = 0.0,
         teacher_schedule: Callable[[int], float] | None = None,
+        teacher_noise: float = 0.0,
     ):
         for name, value in (
             ("location_penalty", location_penalty),
@@ -63,6 +64,9 @@ class CatchObjective:
         self.location_penalty = float(location_penalty)
         self.teacher_imitation = float(teacher_imitation)
         self.teacher_schedule = teacher_schedule
+        if not teacher_noise >= 0:
+            raise ValueError(f"teacher_noise: expected >= 0, found {teacher_noise}")
+        self.teacher_noise = float(teacher_noise)
 
     def imitation_weight(self, step: int) -> float:
         """``κ`` times the teacher's share of the games at ``step`` (it ends with the
@@ -84,7 +88,7 @@ class CatchObjective:
         c = model.config
         env = CatchEnv(state.ball_row.shape[0], c.screen_size, c.paddle_width)
         env.reset(state)
-        trace = poutine.trace(model.model).get_trace(env, teacher)
+        trace = poutine.trace(model.model).get_trace(env, teacher, self.teacher_noise)
         episode: CatchEpisode = trace.nodes["_RETURN"]["value"]
         steps = episode.actions.shape[0]
         names = [f"a_{t}" for t in range(1, steps + 1)] + [f"l_{t}" for t in range(1, steps)]

@@ -606,6 +606,9 @@ def test_teacher_games_sense_the_ball_and_mask_their_location_terms() -> None:
         assert (lp[teacher] == 0).all() and (lp[~teacher] != 0).all()
         assert (trace.nodes[f"a_{t}"]["log_prob"] != 0).all()  # every game's actions learn
     assert episode.location_logits.shape == (episode.actions.shape[0] - 1, len(teacher), 2)
+    noisy = agent.model(env_at(starts), teacher, 0.2)  # the taught retina near the ball
+    offset = (noisy.locations - noisy.balls)[:, teacher]
+    assert 0.1 < offset.abs().mean() < 0.3 and noisy.locations.abs().max() <= 1
 
 
 def test_teacher_schedule_holds_then_anneals_and_is_part_of_the_batch() -> None:

@@ -65,6 +65,11 @@ class CatchOptions:
         "curriculum: then frames over which that share falls linearly to 0",
         check=non_negative,
     )
+    teacher_noise: float = option(
+        0.0,
+        "curriculum: std of the taught retina's offset from the ball (location units)",
+        check=non_negative,
+    )
     teacher_imitation: float = option(
         0.0,
         "curriculum: weight (x the teacher's share) of regressing the location mean onto the ball",

@@ -130,6 +130,7 @@ class CatchPlan(TrainPlan):
             location_penalty=self.options.location_penalty,
             teacher_imitation=self.options.teacher_imitation,
             teacher_schedule=self.batches.teacher_probability,
+            teacher_noise=self.options.teacher_noise,
         )
 
     def validate(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
