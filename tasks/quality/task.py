@@ -13,6 +13,7 @@ Everything is checked (checkpoints, data, feature files) before any sample is dr
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,6 +303,7 @@ def run_fid(options: FidOptions) -> dict[str, Any]:
             "device": options.device,
         },
         "seconds": time.perf_counter() - started,
+        "command": " ".join(["pyro-draw", *sys.argv[1:]]),
     }
     path = Path(options.json) if options.json else Path(options.out) / "fid.json"
     write_json(result, path)

@@ -13,6 +13,7 @@ examples/s timed per cell). Checkpoints of one source (seeds) give the mean ± s
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,6 +249,7 @@ def run_transfer(options: TransferOptions) -> dict[str, Any]:
             "threads": torch.get_num_threads(),
         },
         "seconds": time.perf_counter() - started,
+        "command": " ".join(["pyro-draw", *sys.argv[1:]]),
     }
     path = out / "transfer.json"
     write_json(result, path)
