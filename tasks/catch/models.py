@@ -75,6 +75,10 @@ class CatchOptions:
         "curriculum: weight (x the teacher's share) of regressing the location mean onto the ball",
         check=non_negative,
     )
+    lr_decay: float = option(
+        1.0, "learning-rate factor per step: lr_t = max(min_lr, lr·decay^t)", check=positive
+    )
+    min_lr: float = option(0.0, "floor of the decayed learning rate", check=non_negative)
     eval_games: int = option(
         1000,
         "games for the sampled policy's final catch rate (the greedy one is exact)",

@@ -99,7 +99,13 @@ def _check_resume(resumed: Checkpoint, options: CatchOptions) -> None:
 
 class CatchPlan(TrainPlan):
     """Train the Catch agent (sec. 4.2) with :class:`inference.catch.CatchObjective`, validate
-    with the exact greedy catch rate, and evaluate it on ``eval_games`` new games."""
+    with the exact greedy catch rate, and evaluate it on ``eval_games`` new games.
+
+    ``best.pt`` keeps the checkpoint of the highest greedy catch rate. The game has only 72
+    distinct starts, so that validation *is* the test: report the final checkpoint, and the
+    best one only as the (optimistic) peak."""
+
+    best = ("greedy_catch_rate", "max")
 
     def __init__(
         self, spec: ModelSpec, run: RunOptions, options: CatchOptions, resumed: Checkpoint | None
@@ -121,6 +127,9 @@ class CatchPlan(TrainPlan):
             teacher_frames=options.teacher_frames,
             teacher_anneal_frames=options.teacher_anneal_frames,
         )
+
+    def train_settings(self) -> dict[str, Any]:
+        return {"lr_decay": self.options.lr_decay, "min_lr": self.options.min_lr}
 
     def lr_groups(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
         return self.options.lr_groups()
