@@ -81,14 +81,16 @@ def filterbanks(
 
 
 def read_patch(image: Tensor, f_x: Tensor, f_y: Tensor, gamma: Tensor) -> Tensor:
-    """One term of Eq. 27: ``γ F_Y x F_Xᵀ`` per channel; ``(B, C, H, W) → (B, C, N, N)``."""
-    patch = torch.einsum("bnh,bchw,bmw->bcnm", f_y, image, f_x)
+    """One term of Eq. 27: ``γ F_Y x F_Xᵀ`` per channel; ``(B, C, H, W) → (B, C, N, N)``
+    (two batched matmuls, the ``(B, N, H)`` filters broadcast over the channels)."""
+    patch = f_y.unsqueeze(1) @ image @ f_x.transpose(1, 2).unsqueeze(1)
     return gamma[:, None, None, None] * patch
 
 
 def write_patch(patch: Tensor, f_x: Tensor, f_y: Tensor, gamma: Tensor) -> Tensor:
-    """Eq. 29: ``(1/γ̂) F̂_Yᵀ w F̂_X`` per channel; ``(B, C, N, N) → (B, C, H, W)``."""
-    image = torch.einsum("bnh,bcnm,bmw->bchw", f_y, patch, f_x)
+    """Eq. 29: ``(1/γ̂) F̂_Yᵀ w F̂_X`` per channel; ``(B, C, N, N) → (B, C, H, W)`` (two batched
+    matmuls)."""
+    image = f_y.transpose(1, 2).unsqueeze(1) @ patch @ f_x.unsqueeze(1)
     return image / gamma[:, None, None, None]
 
 
