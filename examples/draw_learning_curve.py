@@ -17,6 +17,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from tasks.figures import prepare_path  # noqa: E402
+
 TRAIN_IMAGES = 50_000  # binarized MNIST training split
 
 
@@ -47,8 +49,7 @@ def main(argv: list[str] | None = None) -> Path:
     ax.set(xlabel="epochs", ylabel="nats", ylim=(75, 140), title="DRAW (Table 3 MNIST model)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = prepare_path(args.out)
     fig.savefig(out, dpi=110)
     print(f"wrote {out}")
     return out

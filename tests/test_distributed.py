@@ -57,11 +57,11 @@ def _parameters(out: Path) -> dict[str, torch.Tensor]:
     return {f"{p}.{k}": v for p, s in states.items() for k, v in s.items() if v.is_floating_point()}
 
 
-def _assert_same_run(one: Path, two: Path) -> None:
+def _assert_same_run(one: Path, two: Path, steps: int = STEPS) -> None:
     """Losses to 1e-6 (relative); parameters to 1e-4 = lr/10: Adam divides by √v, so a gradient
     that is ~0 on one side and rounding noise (~1e-10) on the other moves by up to ~lr/100."""
     a, b = _losses(one), _losses(two)
-    assert len(a) == len(b) == STEPS
+    assert len(a) == len(b) == steps
     torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=1e-6, atol=1e-6)
     pa, pb = _parameters(one), _parameters(two)
     assert pa.keys() == pb.keys()
@@ -88,13 +88,8 @@ def test_checkpoints_move_between_world_sizes(tmp_path, capsys):
     assert main(["train", *base, "--steps", "2", "--out", str(tmp_path / "b")]) == 0
     resume = ["--steps", "4", "--resume", str(tmp_path / "b" / "checkpoint.pt")]
     _torchrun([*base, *resume, "--out", str(tmp_path / "b")])
-    global STEPS
-    steps, STEPS = STEPS, 4
-    try:
-        _assert_same_run(tmp_path / "straight", tmp_path / "a")
-        _assert_same_run(tmp_path / "straight", tmp_path / "b")
-    finally:
-        STEPS = steps
+    _assert_same_run(tmp_path / "straight", tmp_path / "a", steps=4)
+    _assert_same_run(tmp_path / "straight", tmp_path / "b", steps=4)
     # a checkpoint written under torchrun is an ordinary one, and evaluation shards its
     # examples over the ranks with the single-process result
     evaluate = ["evaluate", str(tmp_path / "b" / "checkpoint.pt"), "--iwae-samples", "3"]

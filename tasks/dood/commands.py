@@ -12,10 +12,10 @@ from pathlib import Path
 from inference.checkpoint import Checkpoint
 from tasks.data.core import ImageData
 from tasks.dood.data import PARTIAL_REGIONS, checkpoint_images
-from tasks.dood.evaluate import evaluate_dood, format_dood_summary
+from tasks.dood.evaluate import evaluate_with_options, format_dood_summary
 from tasks.dood.models import PAPER_IWAE_SAMPLES
 from tasks.dood.pictures import write_completions, write_reconstructions, write_samples
-from tasks.evaluate import ImageEvaluateOptions, say, write_evaluation
+from tasks.evaluate import ImageEvaluateOptions, write_evaluation
 from tasks.family import ModelSpec
 from tasks.options import CheckpointOptions, SplitOptions, option, positive
 
@@ -100,18 +100,7 @@ def evaluate_command(spec: ModelSpec, checkpoint: Checkpoint, options: DooDEvalu
     training dataset or, with ``--dataset``, another one (zero-shot transfer, Fig. 4)."""
     model, guide = spec.restore(checkpoint, options.device)
     data = _data(options, checkpoint, options.num_examples)
-    result = evaluate_dood(
-        model,
-        guide,
-        data,
-        iwae_samples=options.iwae_samples,
-        batch_size=options.batch_size,
-        chunk_size=options.chunk_size,
-        seed=options.seed,
-        device=options.device,
-        progress=options.progress,
-        announce=say,
-    )
+    result = evaluate_with_options(model, guide, data, options)
     result.update(
         model=checkpoint.model,
         config_name=checkpoint.record.config_name,

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from inference.iwae import importance_log_weights
 from tasks.data.core import ImageData
 from tasks.dood.models import PAPER_IWAE_SAMPLES, max_steps
-from tasks.evaluate import evaluate_split, format_summary
+from tasks.evaluate import evaluate_split, format_summary, say
 
 __all__ = [
     "evaluate_dood",
@@ -137,6 +137,26 @@ def evaluate_dood(
     truth = data.extras.get("num_strokes")
     result["stroke_counts"] = stroke_count_summary(counts, max_steps(model.config.to_dict()), truth)
     return result
+
+
+def evaluate_with_options(
+    model: nn.Module, guide: nn.Module, data: ImageData, options: Any
+) -> dict[str, Any]:
+    """:func:`evaluate_dood` with a command's evaluation options (``iwae_samples``,
+    ``batch_size``, ``chunk_size``, ``seed``, ``device``, ``progress``), printing its plan and
+    ETA (``pyro-draw evaluate`` and ``pyro-draw transfer``)."""
+    return evaluate_dood(
+        model,
+        guide,
+        data,
+        iwae_samples=options.iwae_samples,
+        batch_size=options.batch_size,
+        chunk_size=options.chunk_size,
+        seed=options.seed,
+        device=options.device,
+        progress=options.progress,
+        announce=say,
+    )
 
 
 def validation_metrics(

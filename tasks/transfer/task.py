@@ -26,7 +26,7 @@ from inference.checkpoint import Checkpoint, read_checkpoint
 from tasks.data.core import DataError, ImageData
 from tasks.data.images50 import UNAVAILABLE
 from tasks.dood.data import DATASETS, canonical_dataset, load_dood_images
-from tasks.dood.evaluate import evaluate_dood
+from tasks.dood.evaluate import evaluate_with_options
 from tasks.dood.models import MODEL_NAMES, PAPER_IWAE_SAMPLES
 from tasks.dood.pictures import reconstruction_steps
 from tasks.evaluate import say
@@ -150,18 +150,7 @@ def _cell(
     options: TransferOptions,
 ) -> dict[str, Any]:
     started = time.perf_counter()
-    result = evaluate_dood(
-        model,
-        guide,
-        data,
-        iwae_samples=options.iwae_samples,
-        batch_size=options.batch_size,
-        chunk_size=options.chunk_size,
-        seed=options.seed,
-        device=options.device,
-        progress=options.progress,
-        announce=say,
-    )
+    result = evaluate_with_options(model, guide, data, options)
     seconds = time.perf_counter() - started
     return {
         "checkpoint": str(checkpoint.path),
