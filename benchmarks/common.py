@@ -14,7 +14,16 @@ import pyro
 import torch
 from torch import Tensor
 
-__all__ = ["interleaved_medians", "prepare", "step_parser", "timed_step", "write_result"]
+__all__ = [
+    "interleaved_medians",
+    "matmul_share",
+    "prepare",
+    "sgemm_peak_gflops",
+    "step_flops",
+    "step_parser",
+    "timed_step",
+    "write_result",
+]
 
 
 def step_parser(
@@ -51,6 +60,56 @@ def timed_step(
     torch.nn.utils.clip_grad_norm_(params, clip)
     optim.step()
     return time.perf_counter() - start
+
+
+def step_flops(loss_fn: Callable[[], Tensor]) -> int:
+    """Floating-point operations of ``loss_fn()`` and its backward, by
+    :class:`torch.utils.flop_counter.FlopCounterMode` (matrix products and convolutions; the
+    element-wise work is not counted, as in every FLOP figure of the literature)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        loss_fn().backward()
+    return counter.get_total_flops()
+
+
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm")
+
+
+def matmul_share(loss_fn: Callable[[], Tensor], flops: int) -> dict[str, float]:
+    """Profile one ``loss_fn()`` + backward: the seconds spent in matrix products and elsewhere,
+    the matrix products' own GFLOP/s (``flops`` over their time) and the number of aten calls,
+    which says how much of a step is per-operation overhead rather than arithmetic."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        loss_fn().backward()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) / 1e6
+    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6
+    return {
+        "matmul_seconds": matmul,
+        "other_seconds": total - matmul,
+        "matmul_gflops_per_second": flops / matmul / 1e9,
+        "aten_calls": sum(e.count for e in events if e.key.startswith("aten::")),
+    }
+
+
+def sgemm_peak_gflops(size: int = 1024, reps: int = 20) -> float:
+    """This machine's float32 matrix-product peak at the current thread count: the best of
+    ``reps`` products of two ``size × size`` matrices, in GFLOP/s. The reference for the
+    fraction-of-peak figures, measured in the same run as the step it is compared with."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    for _ in range(3):
+        torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
 
 
 def interleaved_medians(

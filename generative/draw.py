@@ -179,9 +179,10 @@ class DrawModel(nn.Module):
         state = self.initial_state(batch_size)
         versions = self.param_versions()
         reuse, zs = not record, []
+        prior = self.prior(batch_size)  # the same N(0, I) at every step (Eq. 13)
         with pyro.plate("data", batch_size):
             for t in pyro.markov(range(steps)):
-                z = pyro.sample(f"z_{t}", self.prior(batch_size))
+                z = pyro.sample(f"z_{t}", prior)
                 zs.append(z)
                 if reuse and self.memo.hits(t, versions, z):
                     continue

@@ -9,6 +9,7 @@ from generative.attention import (
     AttentiveWrite,
     attention_params,
     filter_centres,
+    filterbank,
     filterbanks,
     read_patch,
     write_patch,
@@ -52,6 +53,68 @@ def test_filter_far_outside_the_image_reads_nothing_without_nan():
     p = _params(2, g_x=-500.0, g_y=-500.0, delta=1.0, sigma2=0.5)
     f_x, f_y = filterbanks(p, 10, 10, 3)
     assert torch.isfinite(f_x).all() and f_x.sum() < 1e-6
+
+
+def _filterbank_eqs_25_26(centres, sigma2, length):
+    """Eqs. 25–26 written out with no floor on the weights (the reference for the fast one)."""
+    a = torch.arange(1, length + 1, dtype=centres.dtype)
+    f = torch.exp(-((a - centres.unsqueeze(-1)) ** 2) / (2 * sigma2[:, None, None]))
+    return f / f.sum(-1, keepdim=True).clamp_min(1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_floored_filterbank_equals_eqs_25_26_for_filters_on_the_image(dtype):
+    torch.manual_seed(0)
+    centres = torch.rand(64, 5, dtype=dtype) * 27 + 1  # every centre on the 28-pixel axis
+    sigma2 = torch.rand(64, dtype=dtype) * 20 + 0.05
+    fast, exact = filterbank(centres, sigma2, 28), _filterbank_eqs_25_26(centres, sigma2, 28)
+    assert (fast - exact).abs().max() < 1e-12
+    # The gradient too: the floored weights carried gradients of < 1e-10 (float64).
+    if dtype is torch.float64:
+        c = centres.clone().requires_grad_()
+        (g_fast,) = torch.autograd.grad((filterbank(c, sigma2, 28) ** 2).sum(), c)
+        (g_exact,) = torch.autograd.grad((_filterbank_eqs_25_26(c, sigma2, 28) ** 2).sum(), c)
+        assert (g_fast - g_exact).abs().max() < 1e-10
+
+
+def test_filterbank_backward_equals_autograd_through_the_floored_formula():
+    # The hand-written backward of generative.attention._Filterbank, against autograd through
+    # the same floored formula, on centres on, near and far off the image (rows with Z floored).
+    from generative.attention import _LOG_FLOOR, FILTER_EPS, FILTER_FLOOR
+
+    def autograd_filterbank(centres, sigma2, length):
+        a = torch.arange(1, length + 1, dtype=centres.dtype)
+        u = -((a - centres.unsqueeze(-1)) ** 2) / (2 * sigma2[:, None, None])
+        f = torch.nn.functional.threshold(u.clamp_min(_LOG_FLOOR).exp(), FILTER_FLOOR, 0.0)
+        return f / f.sum(-1, keepdim=True).clamp_min(FILTER_EPS)
+
+    torch.manual_seed(2)
+    centres = (torch.rand(40, 3, dtype=torch.float64) * 60 - 16).requires_grad_()
+    sigma2 = (torch.rand(40, dtype=torch.float64) * 8 + 0.3).requires_grad_()
+    weights = torch.randn(40, 3, 28, dtype=torch.float64)
+    fast = filterbank(centres, sigma2, 28)
+    slow = autograd_filterbank(centres, sigma2, 28)
+    assert (fast - slow).abs().max() < 1e-15
+    fast_grads = torch.autograd.grad((fast * weights).sum(), (centres, sigma2))
+    slow_grads = torch.autograd.grad((slow * weights).sum(), (centres, sigma2))
+    for g_fast, g_slow in zip(fast_grads, slow_grads, strict=True):
+        torch.testing.assert_close(g_fast, g_slow, rtol=1e-10, atol=1e-12)
+    # And against finite differences, on centres on a 12-pixel axis (where the floor is smooth).
+    on_axis = (torch.rand(6, 2, dtype=torch.float64) * 11 + 1).requires_grad_()
+    wide = (torch.rand(6, dtype=torch.float64) * 4 + 0.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda c, s: filterbank(c, s, 12), (on_axis, wide))
+
+
+def test_filterbank_has_no_subnormal_weights():
+    # Narrow filters and centres off the image: the plain formula yields float32 subnormals,
+    # which slow every product they enter; the floored filterbank yields exact zeros instead.
+    centres = torch.linspace(-20, 48, 400).view(80, 5)
+    sigma2 = torch.full((80,), 3.0)
+    tiny = torch.finfo(torch.float32).tiny
+    exact = _filterbank_eqs_25_26(centres, sigma2, 28)
+    assert ((exact > 0) & (exact < tiny)).any()  # the case is real
+    fast = filterbank(centres, sigma2, 28)
+    assert not ((fast > 0) & (fast < tiny)).any()
 
 
 def test_identity_window_reads_and_writes_the_image_unchanged():

@@ -100,6 +100,31 @@ def test_pyro_loss_equals_direct_computation_of_eq_12():
     torch.testing.assert_close(pyro_loss, direct)
 
 
+def test_floored_filterbank_leaves_the_loss_and_gradients_unchanged(monkeypatch):
+    # The speed floor of generative.attention.filterbank, against Eqs. 25–26 with no floor, on
+    # the Table 3 network (28×28, read 2×2, write 5×5) at its initialisation, where the outer
+    # filters put float32 subnormals into the read and write.
+    import generative.attention as attention
+    from tests.test_attention import _filterbank_eqs_25_26
+
+    config = draw_config("mnist", steps=8)
+    x = (torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(3)) < 0.2).float()
+
+    def loss_and_grads():
+        model, guide = _pair(config)
+        torch.manual_seed(5)
+        loss = plain_draw_loss(model, guide, x)
+        params = list(model.parameters()) + list(guide.parameters())
+        return loss, torch.autograd.grad(loss, params)
+
+    fast = loss_and_grads()
+    monkeypatch.setattr(attention, "filterbank", _filterbank_eqs_25_26)
+    exact = loss_and_grads()
+    torch.testing.assert_close(fast[0], exact[0], rtol=1e-6, atol=0)
+    for g_fast, g_exact in zip(fast[1], exact[1], strict=True):
+        torch.testing.assert_close(g_fast, g_exact, rtol=1e-4, atol=1e-6)
+
+
 def test_decoder_runs_once_per_step_and_memo_changes_nothing():
     model, guide = _pair()
     x = _data()
