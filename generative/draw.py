@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from generative.attention import AttentionParams, AttentiveWrite, PlainWrite
 from generative.checks import check_image_batch
 from generative.config import ConfigDict, named_config
+from generative.lstm import FusedWeights, fused_step, fused_weights
 from generative.memo import ReplayMemo
 from generative.traces import stack_sites
 
@@ -138,16 +139,27 @@ class DrawModel(nn.Module):
         canvas = self.canvas0.expand(batch_size, *self.image_shape)
         return DecoderState(self.h0.expand(expand), self.cell0.expand(expand), canvas, None)
 
-    def step(self, state: DecoderState, z: Tensor) -> DecoderState:
-        """Eqs. 14–15 (= Eqs. 7–8 during inference): one decoder step and canvas update."""
-        h, cell = self.decoder(z, (state.h, state.cell))
+    def decoder_weights(self) -> FusedWeights:
+        """RNN^dec's weights as one matrix (:mod:`generative.lstm`): build once per sequence."""
+        return fused_weights(self.decoder)
+
+    def step(
+        self, state: DecoderState, z: Tensor, weights: FusedWeights | None = None
+    ) -> DecoderState:
+        """Eqs. 14–15 (= Eqs. 7–8 during inference): one decoder step and canvas update.
+        ``weights``: :meth:`decoder_weights`, built here when not given."""
+        weights = weights or self.decoder_weights()
+        h, cell = fused_step(weights, [z], (state.h, state.cell))
         delta, window = self.writer(h)
         return DecoderState(h, cell, state.canvas + delta, window)
 
-    def decode(self, state: DecoderState, zs: list[Tensor]) -> DecoderState:
+    def decode(
+        self, state: DecoderState, zs: list[Tensor], weights: FusedWeights | None = None
+    ) -> DecoderState:
         """Run :meth:`step` over a sequence of latents."""
+        weights = weights or self.decoder_weights()
         for z in zs:
-            state = self.step(state, z)
+            state = self.step(state, z, weights)
         return state
 
     def prior(self, batch_size: int) -> dist.Distribution:
@@ -178,6 +190,7 @@ class DrawModel(nn.Module):
         steps = self.config.steps
         state = self.initial_state(batch_size)
         versions = self.param_versions()
+        weights = self.decoder_weights()
         reuse, zs = not record, []
         prior = self.prior(batch_size)  # the same N(0, I) at every step (Eq. 13)
         with pyro.plate("data", batch_size):
@@ -187,9 +200,9 @@ class DrawModel(nn.Module):
                 if reuse and self.memo.hits(t, versions, z):
                     continue
                 if reuse and t > 0:  # first miss after hits: the state of the shared prefix
-                    state = self.memo.value(t - 1) or self.decode(state, zs[:-1])
+                    state = self.memo.value(t - 1) or self.decode(state, zs[:-1], weights)
                 reuse = False
-                state = self.step(state, z)
+                state = self.step(state, z, weights)
                 if record:
                     pyro.deterministic(f"canvas_{t}", torch.sigmoid(state.canvas), event_dim=3)
                     if state.window is not None:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from generative.attention import AttentiveRead, PlainRead
 from generative.draw import DrawModel
+from generative.lstm import FusedWeights, fused_step, fused_weights
 
 
 class DrawGuide(nn.Module):
@@ -55,11 +56,22 @@ class DrawGuide(nn.Module):
         loc, log_scale = self.posterior(h_enc).chunk(2, -1)
         return loc, log_scale.exp()
 
-    def encode_step(self, x: Tensor, state, enc: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        """Eqs. 3–5: error image, read, encoder step; returns the new encoder ``(h, cell)``."""
+    def encoder_weights(self) -> FusedWeights:
+        """RNN^enc's weights as one matrix (:mod:`generative.lstm`): build once per sequence."""
+        return fused_weights(self.encoder)
+
+    def encode_step(
+        self,
+        x: Tensor,
+        state,
+        enc: tuple[Tensor, Tensor],
+        weights: FusedWeights | None = None,
+    ) -> tuple[Tensor, Tensor]:
+        """Eqs. 3–5: error image, read, encoder step; returns the new encoder ``(h, cell)``.
+        ``weights``: :meth:`encoder_weights`, built here when not given."""
         x_err = x - torch.sigmoid(state.canvas)  # Eq. 3
         r = self.reader(x, x_err, state.h)  # Eq. 4
-        return self.encoder(torch.cat([r, state.h], 1), enc)  # Eq. 5
+        return fused_step(weights or self.encoder_weights(), [r, state.h], enc)  # Eq. 5
 
     def guide(self, x: Tensor, **kwargs) -> None:
         """Pyro guide over the sites ``"z_0" … "z_{T-1}"`` of :meth:`DrawModel.model`."""
@@ -69,11 +81,12 @@ class DrawGuide(nn.Module):
         state = draw.initial_state(batch_size)
         enc = (self.h0.expand(batch_size, -1), self.cell0.expand(batch_size, -1))
         draw.memo.start(draw.param_versions())
+        enc_weights, dec_weights = self.encoder_weights(), draw.decoder_weights()
         with pyro.plate("data", batch_size):
             for t in pyro.markov(range(draw.config.steps)):
-                enc = self.encode_step(x, state, enc)
+                enc = self.encode_step(x, state, enc, enc_weights)
                 z = pyro.sample(f"z_{t}", dist.Normal(*self.posterior_params(enc[0])).to_event(1))
-                state = draw.step(state, z)  # Eqs. 7–8
+                state = draw.step(state, z, dec_weights)  # Eqs. 7–8
                 draw.memo.record((z,), state)
 
     def forward(self, x: Tensor, **kwargs) -> None:

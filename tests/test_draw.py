@@ -130,7 +130,7 @@ def test_decoder_runs_once_per_step_and_memo_changes_nothing():
     x = _data()
     params = list(model.parameters()) + list(guide.parameters())
     calls = []
-    hook = model.decoder.register_forward_hook(lambda *a: calls.append(1))
+    hook = model.writer.register_forward_hook(lambda *a: calls.append(1))  # once per step
 
     def loss_and_grads():
         torch.manual_seed(3)

@@ -20,11 +20,12 @@ def plain_draw_loss(model: DrawModel, guide: DrawGuide, x: Tensor) -> Tensor:
     state = model.initial_state(batch)
     enc = (guide.h0.expand(batch, -1), guide.cell0.expand(batch, -1))
     latent_loss = x.new_zeros(())
+    enc_weights, dec_weights = guide.encoder_weights(), model.decoder_weights()
     for _ in range(model.config.steps):
-        enc = guide.encode_step(x, state, enc)
+        enc = guide.encode_step(x, state, enc, enc_weights)
         mu, sigma = guide.posterior_params(enc[0])
         z = mu + sigma * torch.randn_like(mu)
         latent_loss = latent_loss + 0.5 * (mu**2 + sigma**2 - 2 * sigma.log() - 1).sum()  # Eq. 11
-        state = model.step(state, z)
+        state = model.step(state, z, dec_weights)
     recon = F.binary_cross_entropy_with_logits(state.canvas, x, reduction="sum")  # Eq. 9
     return recon + latent_loss
