@@ -15,6 +15,8 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "arithmetic_line",
+    "arithmetic_report",
     "interleaved_medians",
     "matmul_share",
     "prepare",
@@ -77,14 +79,14 @@ def step_flops(loss_fn: Callable[[], Tensor]) -> int:
 MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm")
 
 
-def matmul_share(loss_fn: Callable[[], Tensor], flops: int) -> dict[str, float]:
-    """Profile one ``loss_fn()`` + backward: the seconds spent in matrix products and elsewhere,
-    the matrix products' own GFLOP/s (``flops`` over their time) and the number of aten calls,
-    which says how much of a step is per-operation overhead rather than arithmetic."""
+def matmul_share(run: Callable[[], object], flops: int) -> dict[str, float]:
+    """Profile one ``run()`` (e.g. a loss and its backward) doing ``flops`` FLOPs: the seconds
+    spent in matrix products and elsewhere, the matrix products' own GFLOP/s and the number of
+    aten calls, which says how much of the time is per-operation overhead, not arithmetic."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        loss_fn().backward()
+        run()
     events = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in events) / 1e6
     matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL_OPS) / 1e6
@@ -110,6 +112,32 @@ def sgemm_peak_gflops(size: int = 1024, reps: int = 20) -> float:
         torch.mm(a, b, out=out)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
+
+
+def arithmetic_report(
+    loss_fns: dict[str, Callable[[], Tensor]], seconds: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """For each side: the FLOPs of a step (:func:`step_flops`), its GFLOP/s at ``seconds`` per
+    step and the fraction of this machine's sgemm peak (:func:`sgemm_peak_gflops`, measured
+    now), under ``"flops_per_step"``, ``"gflops_per_second"``, ``"fraction_of_sgemm_peak"``,
+    with the peak under ``"sgemm_peak_gflops"``."""
+    peak = sgemm_peak_gflops()
+    flops = {k: step_flops(fn) for k, fn in loss_fns.items()}
+    gflops = {k: flops[k] / seconds[k] / 1e9 for k in loss_fns}
+    return {
+        "flops_per_step": flops,
+        "gflops_per_second": gflops,
+        "fraction_of_sgemm_peak": {k: v / peak for k, v in gflops.items()},
+        "sgemm_peak_gflops": peak,
+    }
+
+
+def arithmetic_line(report: dict, side: str) -> str:
+    """``"41.1 GFLOP/s, 21% of sgemm peak 196"`` for ``side`` of :func:`arithmetic_report`."""
+    g = report["gflops_per_second"][side]
+    return f"{g:.1f} GFLOP/s, {g / report['sgemm_peak_gflops']:.0%} of sgemm peak" + (
+        f" {report['sgemm_peak_gflops']:.0f}"
+    )
 
 
 def interleaved_medians(

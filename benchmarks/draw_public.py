@@ -114,8 +114,10 @@ def main(argv: list[str] | None = None) -> dict:
     flops = {"pyro_draw": step_flops(ours_loss), "public": step_flops(theirs_loss)}
     med, cpu = interleaved_medians(sides, {k: args.steps for k in sides}, args.warmup)
     peak = sgemm_peak_gflops()
-    profiles = {"pyro_draw": matmul_share(ours_loss, flops["pyro_draw"])}
-    profiles["public"] = matmul_share(theirs_loss, flops["public"])
+    profiles = {
+        "pyro_draw": matmul_share(lambda: ours_loss().backward(), flops["pyro_draw"]),
+        "public": matmul_share(lambda: theirs_loss().backward(), flops["public"]),
+    }
     gflops = {k: flops[k] / med[k] / 1e9 for k in sides}
     result = {
         "config": args.config,

@@ -28,6 +28,8 @@ from inference.distributed import shard_noise
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
+    arithmetic_line,
+    arithmetic_report,
     interleaved_medians,
     prepare,
     step_parser,
@@ -69,6 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
         "images_per_second": {k: args.batch_size / v for k, v in med.items()},
         "ratio_pyro_over_plain": med["pyro"] / med["plain"],
         "ratio_shard_noise_over_pyro": med["pyro_shard_noise"] / med["pyro"],
+        **arithmetic_report(losses, med),
     }
     ips = result["images_per_second"]
     print(
@@ -76,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
         f" plain {ips['plain']:.0f} img/s,"
         f" ratio pyro/plain = {result['ratio_pyro_over_plain']:.3f} (target <= 1.10);"
         f" the trainer's ShardNoise sampling / Pyro's = "
-        f"{result['ratio_shard_noise_over_pyro']:.3f}"
+        f"{result['ratio_shard_noise_over_pyro']:.3f}; pyro {arithmetic_line(result, 'pyro')}"
     )
     if args.json:
         write_result(args.json, result)

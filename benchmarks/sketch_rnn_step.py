@@ -42,7 +42,13 @@ from tasks.data.strokes import load_strokes
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import interleaved_medians, prepare, timed_step  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    arithmetic_line,
+    arithmetic_report,
+    interleaved_medians,
+    prepare,
+    timed_step,
+)
 from benchmarks.references.sketch_rnn import plain_sketch_rnn_loss  # noqa: E402
 
 
@@ -130,6 +136,7 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_per_step": med,
         "sequences_per_second": {k: args.batch_size / v for k, v in med.items()},
         "ratio_pyro_over_plain": med["pyro"] / med["plain"],
+        **arithmetic_report(losses, med),
         "loss_difference_same_noise": difference,
         "command": "python benchmarks/sketch_rnn_step.py "
         + " ".join(sys.argv[1:] if argv is None else argv),
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"pyro {med['pyro']:.3f} s/step ({seq['pyro']:.1f} seq/s), plain {med['plain']:.3f} "
         f"s/step ({seq['plain']:.1f} seq/s), ratio pyro/plain = "
         f"{result['ratio_pyro_over_plain']:.3f} (target <= 1.10); |loss difference| "
-        f"{difference:.2e}"
+        f"{difference:.2e}; pyro {arithmetic_line(result, 'pyro')}"
     )
     if args.cells:
         result["decoder_seconds_per_forward_backward"] = cell_speeds(

@@ -100,29 +100,85 @@ class AbsorbingBernoulli(TorchDistribution):
 #
 # Both skip work that does not change the result: ``expand`` to the batch shape they already have
 # returns the distribution itself (``pyro.plate`` expands every site's distribution to the plate
-# shape, which for a per-example policy it already has), and ``ScoreNormal.sample()`` draws with
-# ``torch.normal(loc, scale)`` directly (the parameters are already broadcast to the batch shape,
-# so the two ``expand`` views of ``Normal.sample`` are no-ops: same random stream, same values).
-class _ScoreOnly:
-    """The two points above for a Pyro distribution it precedes in the bases: no
-    reparameterisation, and ``expand`` to the batch shape it already has is a no-op."""
-
-    has_rsample = False
+# shape, which for a per-example policy it already has), also through ``to_event`` (whose
+# ``Independent`` wrapper would otherwise be rebuilt at every site), and ``ScoreNormal.sample()``
+# draws ``randn · scale + loc`` directly: the parameters are already broadcast to the batch shape,
+# and this is what ``torch.normal(loc, scale)`` computes (same random stream, same values; checked
+# in ``tests/test_reinforce.py``) without its per-call ``scale >= 0`` check, a reduction and a
+# host read.
+class _SameShapeExpand:
+    """``expand`` to the batch shape the distribution already has returns it unchanged."""
 
     def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> Any:
-        if _instance is None and torch.Size(batch_shape) == self.batch_shape:  # type: ignore[attr-defined]
-            return self
+        if _instance is None:
+            if torch.Size(batch_shape) == self.batch_shape:  # type: ignore[attr-defined]
+                return self
+            # a new instance of this very class (torch refuses to pick one for a subclass with
+            # its own ``__init__``), filled in by the base class's ``expand``
+            _instance = self._get_checked_instance(type(self), None)  # type: ignore[attr-defined]
         return super().expand(batch_shape, _instance)  # type: ignore[misc]
 
 
+class _ScoreIndependent(_SameShapeExpand, dist.Independent):
+    """``Independent`` whose same-shape ``expand`` is a no-op (what ``to_event`` returns below),
+    built without ``Independent.__init__``'s generic shape bookkeeping."""
+
+    def __init__(
+        self,
+        base_distribution: Any,
+        reinterpreted_batch_ndims: int,
+        validate_args: bool | None = None,
+    ) -> None:
+        batch: torch.Size = base_distribution.batch_shape
+        n = reinterpreted_batch_ndims
+        if not 0 < n <= len(batch):
+            super().__init__(base_distribution, n, validate_args)  # its errors
+            return
+        self.base_dist, self.reinterpreted_batch_ndims = base_distribution, n
+        cut = len(batch) - n
+        event = batch[cut:] + base_distribution.event_shape
+        torch.distributions.Distribution.__init__(self, batch[:cut], event, validate_args)
+
+
+class _ScoreOnly(_SameShapeExpand):
+    """The points above for a Pyro distribution it precedes in the bases: no
+    reparameterisation, and ``expand`` to the batch shape it already has is a no-op, also after
+    ``to_event``."""
+
+    has_rsample = False
+
+    def to_event(self, reinterpreted_batch_ndims: int | None = None) -> Any:
+        shape: torch.Size = self.batch_shape  # type: ignore[attr-defined]
+        n = len(shape) if reinterpreted_batch_ndims is None else reinterpreted_batch_ndims
+        if n <= 0:  # no-op or error, as Pyro's
+            return super().to_event(n)  # type: ignore[misc]
+        return _ScoreIndependent(self, n)
+
+
 class ScoreNormal(_ScoreOnly, dist.Normal):
-    """``Normal`` that never reparameterises (actions trained by REINFORCE)."""
+    """``Normal`` that never reparameterises (actions trained by REINFORCE).
+
+    A tensor ``loc`` with a tensor ``scale`` of its shape or a scalar one (a policy's mean and its
+    fixed σ) is stored as ``Normal`` would store it, without the generic ``broadcast_all``."""
+
+    def __init__(
+        self, loc: Tensor | float, scale: Tensor | float, validate_args: bool | None = None
+    ) -> None:
+        if isinstance(loc, Tensor) and isinstance(scale, Tensor) and scale.shape == loc.shape:
+            self.loc, self.scale = loc, scale
+        elif isinstance(loc, Tensor) and isinstance(scale, Tensor) and scale.dim() == 0:
+            self.loc, self.scale = loc, scale.expand(loc.shape)
+        else:
+            super().__init__(loc, scale, validate_args=validate_args)
+            return
+        torch.distributions.Distribution.__init__(self, loc.shape, validate_args=validate_args)
 
     def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
         if len(sample_shape):
             return super().sample(sample_shape)
-        with torch.no_grad():
-            return torch.normal(self.loc, self.scale)
+        loc = self.loc.detach()  # no graph: the value of ``torch.normal`` under ``no_grad``
+        noise = torch.randn(loc.shape, dtype=loc.dtype, device=loc.device)
+        return noise.mul_(self.scale.detach()).add_(loc)
 
 
 class ScoreUniform(_ScoreOnly, dist.Uniform):

@@ -39,7 +39,6 @@ import copy
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
 from pyro.distributions.util import scale_and_mask, sum_rightmost
@@ -49,6 +48,8 @@ from pyro.poutine.messenger import Messenger
 from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import site_is_subsample
 from torch import Tensor
+
+from generative.distributions import ScoreNormal
 
 __all__ = [
     "DetachedPrior",
@@ -138,41 +139,42 @@ def _site(trace: Trace, name: str) -> dict[str, Any]:
 
 
 def _normal_parts(fn: Any) -> tuple[torch.distributions.Normal, int] | None:
-    """``(base, event_dims)`` when ``fn`` is a ``Normal`` (or a subclass keeping its constructor
-    and ``log_prob``, e.g. :class:`generative.distributions.ScoreNormal`), possibly wrapped in
-    ``Independent`` layers that fold ``event_dims`` batch dims into the event; else ``None``."""
+    """``(base, event_dims)`` when ``fn`` is a ``Normal`` (or a subclass keeping its ``log_prob``,
+    e.g. :class:`generative.distributions.ScoreNormal`), possibly wrapped in ``Independent``
+    layers that fold ``event_dims`` batch dims into the event; else ``None``."""
     event_dims = 0
-    while type(fn) in (torch.distributions.Independent, dist.Independent):
+    while (
+        isinstance(fn, torch.distributions.Independent)
+        and type(fn).log_prob is torch.distributions.Independent.log_prob
+    ):
         event_dims += fn.reinterpreted_batch_ndims
         fn = fn.base_dist
-    cls = type(fn)
     if (
         isinstance(fn, torch.distributions.Normal)
-        and cls.__init__ is torch.distributions.Normal.__init__
-        and cls.log_prob is torch.distributions.Normal.log_prob
+        and type(fn).log_prob is torch.distributions.Normal.log_prob
     ):
         return fn, event_dims
     return None
 
 
-def _stacked_normal_log_probs(sites: Sequence[dict[str, Any]]) -> Tensor:
+_NormalParts = tuple[torch.distributions.Normal, int]
+
+
+def _stacked_normal_log_probs(parts: Sequence[_NormalParts], values: Sequence[Tensor]) -> Tensor:
     """``(N, *batch)`` log-densities of ``N`` Normal sites of one structure (same subclass, event
-    dims, shapes and dtype) in one vectorised ``log_prob`` call on the stacked parameters: the
-    same elementwise formula as calling each site's ``log_prob``, without ``N`` copies of its
+    dims, shapes and dtype) in one vectorised ``Normal.log_prob`` call on the stacked parameters:
+    the same elementwise formula as calling each site's ``log_prob``, without ``N`` copies of its
     forward ops and backward graph nodes (the policy sites of RAM and Catch)."""
-    parts = [_normal_parts(site["fn"]) for site in sites]
     base, event_dims = parts[0]
-    stacked = type(base)(
+    stacked = ScoreNormal(  # Normal's log_prob; same-shape parameters skip ``broadcast_all``
         torch.stack([p[0].loc for p in parts]),
         torch.stack([p[0].scale for p in parts]),
         validate_args=base._validate_args,
     )
-    values = torch.stack([site["value"] for site in sites])
-    return sum_rightmost(stacked.log_prob(values), event_dims)
+    return sum_rightmost(stacked.log_prob(torch.stack(list(values))), event_dims)
 
 
-def _group_key(site: dict[str, Any]) -> tuple | None:
-    parts = _normal_parts(site["fn"])
+def _group_key(site: dict[str, Any], parts: _NormalParts | None) -> tuple | None:
     if parts is None or site.get("log_prob") is not None:
         return None
     base, event_dims = parts
@@ -182,41 +184,67 @@ def _group_key(site: dict[str, Any]) -> tuple | None:
     return type(base), event_dims, tuple(value.shape), value.dtype, value.device
 
 
+def _unscaled(site: dict[str, Any]) -> bool:
+    """No mask and a scale of exactly 1 (the plain number Pyro leaves outside ``poutine.scale``)."""
+    scale = site["scale"]
+    return site["mask"] is None and (scale == 1.0 if isinstance(scale, float | int) else False)
+
+
 def site_log_probs(trace: Trace, names: Sequence[str]) -> Tensor:
     """``(T, B)`` log-probabilities of the sample sites ``names`` (each ``(B,)`` inside the data
     plate, event dims summed), with site scales and masks applied (as ``Trace.compute_log_prob``
     would, without computing the other sites). Log-probabilities already stored on a site are
     reused; ``Normal`` sites of one structure (e.g. the location policy at every step) are scored
-    together in one vectorised call (:func:`_stacked_normal_log_probs`), other sites one by one."""
+    together in one vectorised call (:func:`_stacked_normal_log_probs`), other sites one by one.
+    A group of consecutive unscaled sites stays one ``(k, B)`` block of the result (one ``cat``
+    of the blocks, no per-row split and restack)."""
     if not names:
         raise ValueError("site_log_probs: expected at least one site name, found none")
     sites = [_site(trace, name) for name in names]
-    out: list[Tensor | None] = [None] * len(sites)
+    parts = [_normal_parts(site["fn"]) for site in sites]
     groups: dict[tuple, list[int]] = {}
     for i, site in enumerate(sites):
-        key = _group_key(site)
+        key = _group_key(site, parts[i])
         if key is not None:
             groups.setdefault(key, []).append(i)
+    rows: list[Tensor | None] = [None] * len(sites)  # (B,) per site, scaled and masked
+    blocks: dict[int, Tensor] = {}  # first index -> (k, B) of k consecutive unscaled sites
     for members in groups.values():
         if len(members) < 2:
             continue
-        stacked = _stacked_normal_log_probs([sites[i] for i in members])
-        for row, i in zip(stacked.unbind(0), members, strict=True):
-            out[i] = row
-    for i, site in enumerate(sites):
-        lp = site.get("log_prob")  # stored by Trace.compute_log_prob: already scaled and masked
-        if lp is None:
-            lp = out[i]
+        group = [sites[i] for i in members]
+        stacked = _stacked_normal_log_probs(
+            [parts[i] for i in members],  # type: ignore[misc]
+            [site["value"] for site in group],
+        )
+        first = members[0]
+        if members == list(range(first, first + len(members))) and all(map(_unscaled, group)):
+            blocks[first] = stacked
+            continue
+        for row, i, site in zip(stacked.unbind(0), members, group, strict=True):
+            rows[i] = scale_and_mask(row, site["scale"], site["mask"])
+    pieces: list[Tensor] = []
+    i = 0
+    while i < len(sites):
+        block = blocks.get(i)
+        if block is None:
+            lp = rows[i]
             if lp is None:
+                lp = sites[i].get("log_prob")  # stored by Trace.compute_log_prob: scaled, masked
+            if lp is None:
+                site = sites[i]
                 lp = site["fn"].log_prob(site["value"])
-            lp = scale_and_mask(lp, site["scale"], site["mask"])
-        if lp.dim() != 1:
+                if not _unscaled(site):
+                    lp = scale_and_mask(lp, site["scale"], site["mask"])
+            block = lp.unsqueeze(0)
+        if block.dim() != 2:
             raise ValueError(
                 f"site {names[i]!r}: expected a (B,) log-probability (one per episode, event dims "
-                f"folded with .to_event), found shape {tuple(lp.shape)}"
+                f"folded with .to_event), found shape {tuple(block.shape[1:])}"
             )
-        out[i] = lp
-    return torch.stack(out, 0)
+        pieces.append(block)
+        i += block.shape[0]
+    return pieces[0] if len(pieces) == 1 else torch.cat(pieces, 0)
 
 
 def site_baselines(trace: Trace, names: Sequence[str]) -> Tensor | None:
@@ -229,7 +257,7 @@ def site_baselines(trace: Trace, names: Sequence[str]) -> Tensor | None:
     missing = [n for n, v in zip(names, values, strict=True) if v is None]
     if missing:
         raise ValueError(f"sites {missing} have no baseline_value while the others do")
-    return torch.stack([torch.as_tensor(v) for v in values], 0)
+    return torch.stack([v if isinstance(v, Tensor) else torch.as_tensor(v) for v in values], 0)
 
 
 def _label_distribution(site: dict[str, Any]) -> Any:
@@ -356,7 +384,9 @@ class RAMObjective:
         if names:
             log_probs = all_log_probs[:-1]
             baselines = site_baselines(trace, names)
-            loss = loss + self.reinforce_weight * reinforce_surrogate(log_probs, reward, baselines)
+            surrogate = reinforce_surrogate(log_probs, reward, baselines)
+            w = self.reinforce_weight
+            loss = loss + (surrogate if w == 1.0 else w * surrogate)  # x · 1.0 is x: no extra op
             if baselines is not None:
                 b_loss = baseline_loss(reward, baselines)
                 loss = loss + b_loss

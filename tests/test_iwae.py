@@ -12,8 +12,11 @@ import pyro.poutine as poutine
 import pytest
 import torch
 
+import inference.iwae as iwae
 from inference.iwae import (
+    CPU_MAX_ROWS,
     MIN_PARETO_SAMPLES,
+    auto_chunk_size,
     elbo_from_log_weights,
     importance_log_weights,
     iwae_bound,
@@ -128,6 +131,36 @@ def test_iwae_mean_is_non_decreasing_in_k():
     # Over 20 seeds the smallest step was 0.04 nats, so this is far from the noise.
     assert all(b > a for a, b in zip(means, means[1:], strict=False)), means
     assert means[0] < -0.5 and abs(means[-1]) < 0.05, means
+
+
+def test_automatic_chunks_probe_one_particle_then_fill_the_cpu_row_budget():
+    passes = []
+
+    def counted_model(x):
+        passes.append(x.shape[0])
+        model(x)
+
+    x = sample_data(100)
+    log_w = importance_log_weights(counted_model, exact_guide, x, num_particles=50)
+    assert log_w.shape == (50, 100) and torch.isfinite(log_w).all()
+    chunk = CPU_MAX_ROWS // 100  # memory is no bound for this model
+    assert passes[0] == 100 and passes[1] == chunk * 100 and sum(passes) == 50 * 100
+    torch.testing.assert_close(  # the exact posterior as guide: every weight is p(x)
+        iwae_bound(log_w), exact_log_px(x).to(torch.float64), atol=1e-4, rtol=0
+    )
+
+
+def test_automatic_chunks_are_bounded_by_free_memory(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(iwae, "free_memory_bytes", lambda device: 10_000 * 1000)
+    # 1000 bytes a row, half of 10 MB free: 5000 rows, but the CPU budget is 1024 rows.
+    assert auto_chunk_size(10, 1000, cpu, 10_000) == CPU_MAX_ROWS // 10
+    # 100 kB a row: 50 rows, 5 particles of 10 examples; never fewer than one particle.
+    assert auto_chunk_size(10, 100_000, cpu, 10_000) == 5
+    assert auto_chunk_size(10, 10**9, cpu, 10_000) == 1
+    assert auto_chunk_size(10, 1000, cpu, 3) == 3  # never more particles than asked for
+    monkeypatch.setattr(iwae, "free_memory_bytes", lambda device: None)  # unknown: the budget
+    assert auto_chunk_size(10, 1000, cpu, 10_000) == CPU_MAX_ROWS // 10
 
 
 def test_chunk_size_does_not_change_the_estimate():

@@ -266,3 +266,45 @@ def test_site_log_probs_vectorised_normals_match_per_site_log_probs() -> None:
     trace.compute_log_prob()
     stored = torch.stack([trace.nodes[n]["log_prob"] for n in names])
     assert torch.allclose(site_log_probs(trace, names), stored, atol=1e-6)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 16, 100])
+def test_score_normal_samples_are_torch_normal_values(batch: int) -> None:
+    """``ScoreNormal.sample()`` (``randn · scale + loc`` on detached parameters) draws exactly
+    ``torch.normal(loc, scale)``'s values from the same random stream, without gradient."""
+    loc = torch.randn(batch, 2, requires_grad=True)
+    for scale in (torch.tensor(0.11), torch.rand(batch, 2) + 0.1):
+        fn = ScoreNormal(loc, scale)
+        torch.manual_seed(3)
+        found = fn.sample()
+        torch.manual_seed(3)
+        with torch.no_grad():
+            expected = torch.normal(loc, scale.expand(batch, 2))
+        assert torch.equal(found, expected) and not found.requires_grad
+        torch.manual_seed(3)
+        assert torch.equal(fn.to_event(1).sample(), expected)
+
+
+def test_score_distributions_build_the_same_shapes_and_densities_as_pyro() -> None:
+    """The lean constructors (``ScoreNormal`` without ``broadcast_all``, ``to_event`` without
+    ``Independent.__init__``) give ``dist.Normal(...).to_event(n)``'s shapes and log-densities;
+    ``expand`` to the same batch shape is a no-op, to another shape a real expand."""
+    loc = torch.randn(4, 3, 2)
+    for n in (1, 2, 3):
+        ours = ScoreNormal(loc, torch.tensor(0.3)).to_event(n)
+        ref = dist.Normal(loc, 0.3).to_event(n)
+        assert (ours.batch_shape, ours.event_shape) == (ref.batch_shape, ref.event_shape)
+        x = ref.sample()
+        assert torch.equal(ours.log_prob(x), ref.log_prob(x))
+        assert not ours.has_rsample and ours.expand(ours.batch_shape) is ours
+    wider = ScoreNormal(torch.zeros(3, 2), torch.tensor(1.0)).to_event(1).expand((5, 3))
+    assert wider.batch_shape == (5, 3) and wider.event_shape == (2,) and not wider.has_rsample
+    assert ScoreNormal(loc, torch.tensor(0.3)).to_event(0).batch_shape == loc.shape
+    with pytest.raises(ValueError):
+        ScoreNormal(torch.zeros(3), torch.tensor(1.0)).to_event(2)
+    uniform = ScoreUniform(-torch.ones(4, 2), torch.ones(4, 2)).to_event(1)
+    assert uniform.batch_shape == (4,) and uniform.event_shape == (2,)
+    assert torch.equal(
+        uniform.log_prob(torch.zeros(4, 2)),
+        dist.Uniform(-torch.ones(4, 2), torch.ones(4, 2)).to_event(1).log_prob(torch.zeros(4, 2)),
+    )

@@ -31,7 +31,6 @@ __all__ = [
 ]
 
 _STOP_SITE = re.compile(r"^z_pres_(\d+)$")
-_IWAE_MAX_ROWS = 1024  # particles × examples per model/guide pass (bounds memory at 50×50)
 
 
 def infer_stroke_counts(
@@ -92,10 +91,6 @@ def stroke_count_summary(
     return out
 
 
-def _chunk_size(batch_size: int) -> int:
-    return max(1, _IWAE_MAX_ROWS // max(1, batch_size))
-
-
 def evaluate_dood(
     model: nn.Module,
     guide: nn.Module,
@@ -111,7 +106,8 @@ def evaluate_dood(
 ) -> dict[str, Any]:
     """IWAE log-likelihood and ELBO of every image of ``data`` (:func:`evaluate_split`, K =
     ``iwae_samples``) plus ``stroke_counts`` (:func:`stroke_count_summary`; against the truth on
-    glyphs). Particles are drawn in chunks of ``chunk_size`` (default: ≤ 1024 rows per pass);
+    glyphs). Particles are drawn in chunks of ``chunk_size`` (default: sized by memory,
+    :func:`inference.iwae.auto_chunk_size`);
     ``announce`` is told the plan and the estimated time (:func:`evaluate_log_likelihood`)."""
     was = model.training, guide.training
     model.eval()
@@ -125,7 +121,7 @@ def evaluate_dood(
                 seed=seed,
                 num_particles=iwae_samples,
                 batch_size=batch_size,
-                chunk_size=chunk_size or _chunk_size(batch_size),
+                chunk_size=chunk_size,
                 device=device,
                 progress=progress,
                 announce=announce,
