@@ -33,7 +33,13 @@ from inference.reinforce import RAMObjective
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import interleaved_medians, prepare, step_parser, timed_step  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    arithmetic_report,
+    interleaved_medians,
+    prepare,
+    step_parser,
+    timed_step,
+)
 from benchmarks.references.ram import plain_ram_loss  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parents[1] / "examples/results/benchmark_ram_step.json"
@@ -92,8 +98,9 @@ def main(argv: list[str] | None = None) -> dict:
     result["ratio_pyro_over_plain_cpu"] = (
         result["pyro"]["median_step_cpu_ms"] / result["plain"]["median_step_cpu_ms"]
     )
+    result.update(arithmetic_report(losses, cpu_time))  # GFLOP/s at the CPU-time medians
     result["load_average_1min"] = os.getloadavg()[0]
-    result["target_ratio"] = 1.10
+    result["target_ratio"] = 1.05
     print(json.dumps(result, indent=2))
     if args.json:
         path = Path(args.json)

@@ -132,9 +132,9 @@ def read_patch(image: Tensor, f_x: Tensor, f_y: Tensor, gamma: Tensor) -> Tensor
 
 def write_patch(patch: Tensor, f_x: Tensor, f_y: Tensor, gamma: Tensor) -> Tensor:
     """Eq. 29: ``(1/γ̂) F̂_Yᵀ w F̂_X`` per channel; ``(B, C, N, N) → (B, C, H, W)`` (two batched
-    matmuls)."""
-    image = f_y.transpose(1, 2).unsqueeze(1) @ patch @ f_x.unsqueeze(1)
-    return image / gamma[:, None, None, None]
+    matmuls; the ``1/γ̂`` is applied to the ``N × N`` patch, not the image)."""
+    scaled = patch / gamma[:, None, None, None]
+    return f_y.transpose(1, 2).unsqueeze(1) @ scaled @ f_x.unsqueeze(1)
 
 
 def start_window(linear: nn.Linear, height: int, width: int, size: int, stride: float) -> None:
