@@ -37,6 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pyro
@@ -53,7 +54,13 @@ from tasks.dood.models import BASE_LR, build_dood, model_config, nvil_lr_groups
 
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import interleaved_medians, prepare, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    arithmetic_line,
+    arithmetic_report,
+    interleaved_medians,
+    prepare,
+    write_result,
+)
 from benchmarks.references.dood import (  # noqa: E402
     PlainNVILStatistics,
     dense_render_strokes,
@@ -125,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = model_config("dood", args.config, stop="nvil")
     model, guide = build_dood(config)
     c = model.config
-    objective = NVILObjective(c.beta, max_steps=c.max_strokes)
+    objective = NVILObjective(c.beta, max_steps=c.max_strokes, beta_mode=c.beta_mode)  # no warm-up
     data = load_dood_images("glyphs", "train", size=c.height, num_examples=args.batch_size)
     x = data.images
     params = [*model.parameters(), *guide.parameters()]
@@ -139,13 +146,12 @@ def main(argv: list[str] | None = None) -> dict:
         return time.perf_counter() - start
 
     check = agreement(model, guide, objective, x)
+    losses = {
+        "pyro": lambda: objective(model, guide, (x,), 0)[0],
+        "plain": lambda: plain_nvil_loss(model, guide, x, stats, c.beta, objective.baseline_weight),
+    }
     fb, fb_cpu = interleaved_medians(
-        {
-            "pyro": lambda: forward_backward(lambda: objective(model, guide, (x,), 0)[0]),
-            "plain": lambda: forward_backward(
-                lambda: plain_nvil_loss(model, guide, x, stats, c.beta, objective.baseline_weight)
-            ),
-        },
+        {k: partial(forward_backward, fn) for k, fn in losses.items()},
         {"pyro": args.reps, "plain": args.reps},
         args.warmup,
     )
@@ -215,6 +221,7 @@ def main(argv: list[str] | None = None) -> dict:
         "speedup_vs_official": speedup,
         "speedup_vs_official_cpu_seconds": OFFICIAL_SECONDS_PER_STEP / steps_cpu["ours"],
         "targets": {"ratio_pyro_over_plain_max": TARGET_RATIO, "speedup_min": TARGET_SPEEDUP},
+        **arithmetic_report(losses, fb),
     }
     if "dense_renderer" in steps:
         result["speedup_ours_over_dense_renderer"] = steps["dense_renderer"] / steps["ours"]
@@ -230,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"  forward+backward: pyro {ips['pyro']:.1f} img/s, plain {ips['plain']:.1f} img/s, "
         f"ratio pyro/plain = {ratio:.3f} (CPU time {result['ratio_pyro_over_plain_cpu']:.3f}; "
-        f"target <= {TARGET_RATIO})"
+        f"target <= {TARGET_RATIO}); pyro {arithmetic_line(result, 'pyro')}"
     )
     line = f"  training step: ours {steps['ours']:.2f} s (CPU {steps_cpu['ours']:.2f} s)"
     if "dense_renderer" in steps:

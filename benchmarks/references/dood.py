@@ -15,29 +15,35 @@ from generative.stn import glimpse
 from guides.dood import DooDGuide
 from inference.nvil import NVILObjective
 
-__all__ = ["PlainNVILStatistics", "dense_render_strokes", "plain_nvil_loss"]
+__all__ = ["PlainNVILStatistics", "dense_render_strokes", "plain_forced_loss", "plain_nvil_loss"]
 
 
 class PlainNVILStatistics:
-    """NVIL's running mean and variance of the learning signal per step (Mnih & Gregor 2014,
-    Alg. 1), kept as plain tensors with the update rule of :class:`NVILObjective`."""
+    """NVIL's running mean and variance of the learning signal ``ℓ_t`` itself per step (the
+    update rule of :class:`NVILObjective`, single process), kept as plain tensors, together with
+    the objective's settings that :func:`plain_nvil_loss` reads (``beta``, ``beta_mode``,
+    ``baseline_weight``, ``warmup_steps``)."""
 
     def __init__(self, objective: NVILObjective):
         self.mean = objective.signal_mean.clone()
         self.var = objective.signal_var.clone()
         self.updates = objective.updates.clone()
         self.decay = objective.decay
+        self.beta, self.beta_mode = objective.beta, objective.beta_mode
+        self.baseline_weight = objective.baseline_weight
+        self.warmup_steps = objective.warmup_steps
 
     @torch.no_grad()
-    def update(self, residual: Tensor, alive: Tensor, initialise: bool = False) -> None:
-        """Moving mean/variance of ``residual`` per step over live examples; ``initialise``
-        only sets never-updated steps and does not count as an update."""
-        for t in range(residual.shape[0]):
+    def update(self, signal: Tensor, alive: Tensor, initialise: bool = False) -> None:
+        """Moving mean/variance of ``signal`` per step over live examples; a step's first batch
+        sets them; ``initialise`` only sets never-updated steps and does not count as an
+        update."""
+        for t in range(signal.shape[0]):
             count = alive[t].sum()
             if count < 1 or (initialise and self.updates[t] > 0):
                 continue
-            mean = (residual[t] * alive[t]).sum() / count
-            var = ((residual[t] - mean).square() * alive[t]).sum() / count
+            mean = (signal[t] * alive[t]).sum() / count
+            var = ((signal[t] - mean).square() * alive[t]).sum() / count
             if self.updates[t] == 0:
                 self.mean[t], self.var[t] = mean, var
             else:
@@ -53,19 +59,36 @@ def plain_nvil_loss(
     guide: DooDGuide,
     x: Tensor,
     stats: PlainNVILStatistics,
-    beta: float,
-    baseline_weight: float = 1.0,
+    beta: float | None = None,
+    baseline_weight: float | None = None,
+    *,
+    beta_mode: str | None = None,
+    step: int = 0,
 ) -> Tensor:
-    """The NVIL surrogate loss of DooD per example, computed directly from the modules.
+    """The loss of :class:`inference.nvil.NVILObjective` for DooD, computed directly from the
+    modules (``beta``, ``baseline_weight``, ``beta_mode`` default to the objective's, read from
+    ``stats``; ``step < stats.warmup_steps`` gives the warm-up loss, :func:`plain_forced_loss`).
 
-    For each step: the guide's ``q(o_t)`` (Eq. 6, with the baseline ``b(z_<t, x)`` from detached
-    inputs), ``q(l_t)`` (Eq. 7), ``q(s_t)`` (Eq. 8) on the residual; the model's priors (Eqs. 2–4)
-    on the shared RNN states; the stroke rendered (Eqs. 10–13) and composited (Eq. 14); finally
-    the Laplace likelihood (Eq. 5). Then Eq. 9 with β on the stop terms, local learning signals,
-    centred and normalised advantages and the baseline's squared error (appendix C.1), as
-    :class:`inference.nvil.NVILObjective` computes them: the baseline predicts the standardised
-    signal ``(ℓ_t − c_t) / max(1, √v_t)``, with statistics of earlier batches.
+    For each step: the guide's ``q(o_t)`` (Eq. 6; with ``config.stop_ink_ratio`` its inputs end
+    with the residual-ink ratio ``Σ(x − x_<t)⁺ / Σx``) and the baseline ``b(z_<t, x)`` from the
+    detached context, ``q(l_t)`` (Eq. 7), ``q(s_t)`` (Eq. 8) on the residual; the model's priors
+    (Eqs. 2–4) on the shared RNN states; the stroke rendered (Eqs. 10–13) and composited
+    (Eq. 14); finally the Laplace likelihood (Eq. 5). Then Eq. 9 with local learning signals
+    (appendix C.1): with ``beta_mode="kl"`` (the paper) the objective is ``L_β`` (β on the stop
+    terms) and ``ℓ_t = log p(x | z) + Σ_{t' ≥ t} (stroke + β stop terms)``; with ``"signal"``
+    (the official code) the objective is the ELBO and ``ℓ_t = log p(x | z) / β + Σ_{t' ≥ t}
+    (stroke + stop terms)``. The advantage is ``(ℓ_t − c_t) / max(1, √v_t) − b_t`` with the
+    running mean/variance ``c, v`` of ``ℓ_t`` from earlier batches (a never-updated step is set
+    from this batch first), and the baseline fits the standardised signal by squared error.
+    Statistics are updated, as the objective's, only in training mode with gradients enabled.
     """
+    beta = stats.beta if beta is None else beta
+    baseline_weight = stats.baseline_weight if baseline_weight is None else baseline_weight
+    beta_mode = stats.beta_mode if beta_mode is None else beta_mode
+    if beta_mode not in ("signal", "kl"):
+        raise ValueError(f"plain_nvil_loss: unknown beta_mode {beta_mode!r}")
+    if step < stats.warmup_steps:
+        return plain_forced_loss(model, guide, x)
     c = model.config
     batch = x.shape[0]
     state = model.initial_state(batch)
@@ -75,7 +98,13 @@ def plain_nvil_loss(
         inputs = guide.read_input(x, state.canvas)
         context = torch.cat([guide.image_cnn(inputs), stage_l.h_layout], -1)
         baselines.append(guide.baseline(context.detach()).squeeze(-1))
-        q_o = AbsorbingBernoulli(guide.pres_net(context).squeeze(-1), state.z_pres)
+        stop_inputs = context
+        if c.stop_ink_ratio:  # guides.dood.DooDGuide.stop_inputs
+            ink = x.flatten(1).sum(1)
+            left = (x - state.canvas).clamp_min(0.0).flatten(1).sum(1)
+            ratio = torch.where(ink > 1e-4, left / ink.clamp_min(1e-4), torch.zeros_like(ink))
+            stop_inputs = torch.cat([context, ratio.unsqueeze(-1)], -1)
+        q_o = AbsorbingBernoulli(guide.pres_net(stop_inputs).squeeze(-1), state.z_pres)
         z_pres = q_o.sample()
         present = z_pres > 0
         q_l = guide.layout_posterior(context)
@@ -101,19 +130,58 @@ def plain_nvil_loss(
     log_lik = model.likelihood(model.canvas_of(state.strokes, state.masks)).log_prob(x)
     stroke_t, stop_t = torch.stack(strokes), torch.stack(stops)
     log_q_t, alive_t, base_t = torch.stack(log_qs), torch.stack(alive), torch.stack(baselines)
-    per_step = stroke_t + beta * stop_t
-    elbo_beta = log_lik + per_step.sum(0)
-    signal = (log_lik + per_step.flip(0).cumsum(0).flip(0)).detach()
-    stats.update(signal - base_t.detach(), alive_t, initialise=True)
+    if beta_mode == "kl":  # L_β; ℓ_t = log p(x | z) + Σ_{t' ≥ t} (stroke + β stop terms)
+        per_step = stroke_t + beta * stop_t
+        objective = log_lik + per_step.sum(0)
+        likelihood = log_lik
+    else:  # the ELBO; ℓ_t = log p(x | z) / β + Σ_{t' ≥ t} (stroke + stop terms)
+        per_step = stroke_t + stop_t
+        objective = log_lik + per_step.sum(0)
+        likelihood = log_lik / beta if beta > 0 else log_lik
+    signal = (likelihood + per_step.flip(0).cumsum(0).flip(0)).detach()
+    update = model.training and torch.is_grad_enabled()
+    if update:
+        stats.update(signal, alive_t, initialise=True)
     steps = c.max_strokes
     mean = stats.mean[:steps, None].clone()
     norm = stats.var[:steps, None].sqrt().clamp_min(1.0)
     standardised = (signal - mean) / norm  # the baseline's target
     advantage = (standardised - base_t.detach()) * alive_t
-    loss = -(elbo_beta + (advantage * log_q_t).sum(0)).mean()
-    stats.update(signal - norm * base_t.detach(), alive_t)
+    loss = -(objective + (advantage * log_q_t).sum(0)).mean()
+    if update:
+        stats.update(signal, alive_t)
     error = (standardised - base_t) * alive_t
     return loss + baseline_weight * 0.5 * error.square().sum(0).mean()
+
+
+def plain_forced_loss(model: DooD, guide: DooDGuide, x: Tensor) -> Tensor:
+    """The stroke warm-up loss (:func:`inference.nvil.forced_strokes_loss`): minus the ELBO given
+    every ``o_t = 1``, ``log p(x | z) + Σ_t (log p − log q)`` of layouts and strokes; the stop
+    networks and the baseline do not enter (nor the random numbers: no ``o_t`` is drawn)."""
+    c = model.config
+    state = model.initial_state(x.shape[0])
+    ones = x.new_ones(x.shape[0])
+    elbo = x.new_zeros(x.shape[0])
+    for _ in range(c.max_strokes):
+        stage_l = model.layout_stage(state)
+        inputs = guide.read_input(x, state.canvas)
+        context = torch.cat([guide.image_cnn(inputs), stage_l.h_layout], -1)
+        q_l = guide.layout_posterior(context)
+        z_where = q_l.rsample()
+        stage_s = model.stroke_stage(state, z_where)
+        window = glimpse(inputs, z_where, c.glimpse_size)
+        q_s = guide.stroke_posterior(torch.cat([guide.glimpse_cnn(window), stage_s.h_stroke], -1))
+        z_what = q_s.rsample()
+        render = model.render(stage_s, z_where, z_what)
+        elbo = elbo + (
+            model.layout_prior(stage_l).log_prob(z_where)
+            - q_l.log_prob(z_where)
+            + model.stroke_prior(stage_s, z_where).log_prob(z_what)
+            - q_s.log_prob(z_what)
+        )
+        state = model.advance(state, stage_l, stage_s, ones, z_where, z_what, render)
+    log_lik = model.likelihood(model.canvas_of(state.strokes, state.masks)).log_prob(x)
+    return -(log_lik + elbo).mean()
 
 
 def dense_render_strokes(
