@@ -67,6 +67,22 @@ def test_rasterize_matches_brute_force_gaussian_sum() -> None:
         torch.testing.assert_close(raw[b], ref, rtol=1e-9, atol=1e-12)
 
 
+def test_renderer_has_no_subnormal_values_or_gradients() -> None:
+    # Thin strokes, partly off the canvas: the unfloored tails of Eq. 11 multiply into float32
+    # subnormals, which slow every product they enter; the floored factors give exact zeros.
+    gen = torch.Generator().manual_seed(3)
+    cp = (torch.rand(64, 4, 2, generator=gen) * 3 - 1.5).requires_grad_()
+    images = render_strokes(cp, 0.03, 0.5, 50, 50)
+    (grad,) = torch.autograd.grad((images * torch.rand(images.shape, generator=gen)).sum(), cp)
+    tiny = torch.finfo(torch.float32).tiny
+    for t in (images, grad):
+        assert not ((t != 0) & (t.abs() < tiny)).any()
+    curve = bezier_points(cp.detach(), 100)  # the unfloored Gaussians do produce them here
+    d2 = (pixel_centres(50)[None, :, None] - curve[:, None, :, 1]) ** 2
+    tails = torch.exp(-d2 / 0.03**2)
+    assert ((tails > 0) & (tails < tiny)).any()
+
+
 @settings(max_examples=40, deadline=None)
 @given(
     points=st.lists(st.floats(-1.0, 1.0, allow_nan=False, width=32), min_size=8, max_size=8),

@@ -30,6 +30,7 @@ from torch import Tensor
 
 from generative.bezier import (
     EXP_CUTOFF,
+    FACTOR_FLOOR,
     MAXNORM_EPS,
     bezier_points,
     compose_canvas,
@@ -124,6 +125,7 @@ def separable_autograd_render(
     rows = pixel_centres(height, dtype=curve.dtype)
     g_col = torch.exp(-((cols - curve[..., 0:1]).square() * inv_var).clamp_max(EXP_CUTOFF))
     g_row = torch.exp(-((rows - curve[..., 1:2]).square() * inv_var).clamp_max(EXP_CUTOFF))
+    g_col, g_row = (torch.nn.functional.threshold(g, FACTOR_FLOOR, 0.0) for g in (g_col, g_row))
     raw = torch.matmul(g_row.transpose(-1, -2), g_col)
     peak = raw.amax(dim=(-2, -1), keepdim=True)
     peak = torch.where(peak >= MAXNORM_EPS, peak, torch.ones_like(peak))
