@@ -76,13 +76,25 @@ def step_flops(loss_fn: Callable[[], Tensor]) -> int:
     return counter.get_total_flops()
 
 
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addbmm")
+#: The operations FlopCounterMode counts: matrix products and convolutions (forward and backward).
+MATMUL_OPS = (
+    "aten::mm",
+    "aten::addmm",
+    "aten::bmm",
+    "aten::baddbmm",
+    "aten::addbmm",
+    "aten::mkldnn_convolution",
+    "aten::convolution_backward",
+    "aten::_slow_conv2d_forward",
+    "aten::_slow_conv2d_backward",
+)
 
 
 def matmul_share(run: Callable[[], object], flops: int) -> dict[str, float]:
     """Profile one ``run()`` (e.g. a loss and its backward) doing ``flops`` FLOPs: the seconds
-    spent in matrix products and elsewhere, the matrix products' own GFLOP/s and the number of
-    aten calls, which says how much of the time is per-operation overhead, not arithmetic."""
+    spent in matrix products and convolutions (``MATMUL_OPS``) and elsewhere, their own GFLOP/s
+    and the number of aten calls, which says how much of the time is per-operation overhead or
+    element-wise work rather than counted arithmetic."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:

@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> dict:
             )
             p = entry["profile_1024_rows"]
             print(
-                f"  one pass of {xr.shape[0]} rows: matrix products {p['matmul_seconds']:.3f} s at"
+                f"  one pass of {xr.shape[0]} rows: matrix products and convolutions"
+                f" {p['matmul_seconds']:.3f} s at"
                 f" {p['matmul_gflops_per_second']:.1f} GFLOP/s, other {p['other_seconds']:.3f} s,"
                 f" {p['aten_calls']} aten calls"
             )

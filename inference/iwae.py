@@ -71,10 +71,11 @@ _CONVENTION = (
 )
 
 
-#: Rows (particles × examples) per pass on a CPU. One thread's throughput is flat from about 200
-#: to 2000 rows and falls beyond, where a step's activations no longer fit the caches (DRAW MNIST
-#: at K = 200: 82–87 GFLOP/s for 200–2000 rows, 77 at 4000; ``benchmarks/iwae_throughput.py``).
-CPU_MAX_ROWS = 1024
+#: Rows (particles × examples) per pass on a CPU, where larger passes are slower once a step's
+#: tensors leave the caches. One thread, K = 200 (``benchmarks/iwae_throughput.py``): DRAW MNIST
+#: 2.8 / 3.6 / 3.6 / 3.6 / 3.6 img/s at 128 / 256 / 512 / 1024 / 2048 rows; DooD ``hours``
+#: (50×50) 3.8 / 4.3 / 4.0 / 3.4 / 2.9.
+CPU_MAX_ROWS = 512
 #: Rows per pass on an accelerator are bounded by memory only, and by this.
 DEVICE_MAX_ROWS = 1 << 16
 #: The share of the free memory one pass may take.

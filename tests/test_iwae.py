@@ -153,7 +153,7 @@ def test_automatic_chunks_probe_one_particle_then_fill_the_cpu_row_budget():
 def test_automatic_chunks_are_bounded_by_free_memory(monkeypatch):
     cpu = torch.device("cpu")
     monkeypatch.setattr(iwae, "free_memory_bytes", lambda device: 10_000 * 1000)
-    # 1000 bytes a row, half of 10 MB free: 5000 rows, but the CPU budget is 1024 rows.
+    # 1000 bytes a row, half of 10 MB free: 5000 rows, but the CPU budget is CPU_MAX_ROWS.
     assert auto_chunk_size(10, 1000, cpu, 10_000) == CPU_MAX_ROWS // 10
     # 100 kB a row: 50 rows, 5 particles of 10 examples; never fewer than one particle.
     assert auto_chunk_size(10, 100_000, cpu, 10_000) == 5

@@ -81,7 +81,7 @@ class TransferOptions(DataOptions):
     )
     batch_size: int = option(50, "examples per IWAE batch", check=positive)
     chunk_size: int | None = option(
-        None, "particles per chunk", check=positive, default_text="<= 1024 rows per pass"
+        None, "particles per chunk", check=positive, default_text="sized by memory"
     )
     num_pictures: int = option(4, "target images per target in the picture", check=positive)
     out: str = option("runs/transfer", "output folder")
