@@ -12,7 +12,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 
-from generative.air import AirConfig
+from generative.dood_config import DooDConfig
 from inference.checkpoint import save_checkpoint
 from tasks.cli import main
 from tasks.data.glyphs import generate_glyphs
@@ -29,7 +29,7 @@ from tasks.one_shot.tokens import (
 )
 from tasks.one_shot.type_token import CharacterTypes, TypeTokenScorer, infer_types, score_types
 from tests.test_one_shot import _fake_archive, _run_of
-from tests.tiny import AIR_TINY, tiny_dood, tiny_dood_pair
+from tests.tiny import tiny_dood, tiny_dood_pair
 
 SIZE = 16
 DOOD_TINY = tiny_dood(SIZE, hidden=16, render_points=20)
@@ -246,11 +246,11 @@ def test_types_from_a_dood_guide() -> None:
 
 
 # ----------------------------------------------------------------------------- command line
-def _dood_checkpoint(path: Path) -> Path:
-    model, guide, config = _dood()
+def save_untrained(path: Path, name: str, model, guide, config: dict) -> Path:
+    """A step-0 checkpoint of registry model ``name`` (as if trained on glyphs)."""
     return save_checkpoint(
         {
-            "model": "dood",
+            "model": name,
             "model_config": config,
             "model_state": model.state_dict(),
             "guide_state": guide.state_dict(),
@@ -259,6 +259,10 @@ def _dood_checkpoint(path: Path) -> Path:
         },
         path,
     )
+
+
+def _dood_checkpoint(path: Path) -> Path:
+    return save_untrained(path, "dood", *_dood())
 
 
 @pytest.mark.parametrize("two_way", [False, True])
@@ -309,28 +313,19 @@ def test_cli_type_token_on_a_subset_of_the_official_runs(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        ([], "give either a DooD CHECKPOINT"),
+        ([], "give either a DooD or AIR CHECKPOINT"),
         (["CKPT", "--baseline", "mhd"], "not both"),
         (["--baseline", "mhd", "--two-way", "--token-steps", "3"], "--two-way, --token-steps"),
-        (["AIR"], "needs a DooD checkpoint"),
+        (["--baseline", "mhd", "--what-noise", "0.5"], "--what-noise"),
+        (["DR"], "needs DooD's spline renderer"),
     ],
 )
 def test_cli_refuses_ambiguous_or_unsuitable_requests(tmp_path, extra, message, capsys) -> None:
     ckpt = _dood_checkpoint(tmp_path / "dood.pt")
-    air_config = AirConfig(**AIR_TINY).to_dict()
-    air, air_guide = FAMILY.model("air").build(air_config)
-    air_path = save_checkpoint(
-        {
-            "model": "air",
-            "model_config": air_config,
-            "model_state": air.state_dict(),
-            "guide_state": air_guide.state_dict(),
-            "step": 0,
-            "data": {"dataset": "glyphs"},
-        },
-        tmp_path / "air.pt",
-    )
-    names = {"CKPT": str(ckpt), "AIR": str(air_path)}
+    config = DooDConfig(**{**DOOD_TINY, "renderer": "neural"}).to_dict()  # DooD-δR: no points
+    model, guide = FAMILY.model("dood").build(config)
+    neural = save_untrained(tmp_path / "dood_dR.pt", "dood", model, guide, config)
+    names = {"CKPT": str(ckpt), "DR": str(neural)}
     runs = _fake_archive(tmp_path / "runs.zip")
     argv = ["one-shot", *[names.get(a, a) for a in extra], "--runs", str(runs), "--no-progress"]
     assert main(argv + ["--out", str(tmp_path / "out")]) == 1

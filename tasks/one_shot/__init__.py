@@ -2,12 +2,15 @@
 
 :mod:`~tasks.one_shot.runs` reads the 20 official within-alphabet 20-way runs,
 :mod:`~tasks.one_shot.type_token` scores them with a DooD model by type-token scoring (Eqs.
-17–20), :mod:`~tasks.one_shot.baselines` holds the model-free classifiers (the demo's Modified
-Hausdorff distance and a pixel-space nearest neighbour) and :mod:`~tasks.one_shot.task` runs a
-classifier over the runs (``pyro-draw one-shot``) and :mod:`~tasks.one_shot.exemplars` draws new
-exemplars of characters from their types (DooD Fig. 7, ``pyro-draw exemplars``).
+17–20), :mod:`~tasks.one_shot.air_tokens` with an AIR model (the shared machinery:
+:mod:`~tasks.one_shot.scoring`), :mod:`~tasks.one_shot.baselines` holds the model-free
+classifiers (the demo's Modified Hausdorff distance and a pixel-space nearest neighbour) and
+:mod:`~tasks.one_shot.task` runs a classifier over the runs (``pyro-draw one-shot``) and
+:mod:`~tasks.one_shot.exemplars` draws new exemplars of characters from their types (DooD Fig. 7,
+``pyro-draw exemplars``).
 """
 
+from tasks.one_shot.air_tokens import AirTokens, AirTypes
 from tasks.one_shot.baselines import BASELINES, Scorer, mhd_scores, modified_hausdorff, pixel_scores
 from tasks.one_shot.exemplars import (
     EXEMPLARS_DESCRIPTION,
@@ -29,7 +32,13 @@ from tasks.one_shot.task import (
     run_one_shot,
 )
 from tasks.one_shot.tokens import TypeTokenSettings, aggregate_scores
-from tasks.one_shot.type_token import CharacterTypes, TypeTokenScorer, infer_types, score_types
+from tasks.one_shot.type_token import (
+    CharacterTypes,
+    TypeTokenScorer,
+    infer_types,
+    score_types,
+    type_token_family,
+)
 
 __all__ = [
     "BASELINES",
@@ -37,6 +46,8 @@ __all__ = [
     "EXEMPLARS_HELP",
     "ONE_SHOT_DESCRIPTION",
     "ONE_SHOT_HELP",
+    "AirTokens",
+    "AirTypes",
     "CharacterTypes",
     "ExemplarSettings",
     "ExemplarsOptions",
@@ -59,5 +70,6 @@ __all__ = [
     "run_one_shot",
     "sample_exemplars",
     "score_types",
+    "type_token_family",
     "write_exemplars_grid",
 ]

@@ -6,8 +6,9 @@ assigned the support with the highest score (one-way, no data augmentation), the
 run is its fraction of correct queries, and the result is the mean over runs ± its standard
 error. :func:`evaluate_runs` takes any scorer ``run -> (Q, S)`` scores.
 
-The classifier is either DooD's type-token scoring of a DooD checkpoint
-(:mod:`tasks.one_shot.type_token`; ``pyro-draw one-shot CHECKPOINT``) or a model-free baseline
+The classifier is either type-token scoring of a DooD or AIR / Difference-AIR checkpoint
+(:mod:`tasks.one_shot.type_token`, :mod:`tasks.one_shot.air_tokens`; ``pyro-draw one-shot
+CHECKPOINT``, the same options for both) or a model-free baseline
 (:mod:`tasks.one_shot.baselines`; ``pyro-draw one-shot --baseline mhd|pixel``), exactly one.
 """
 
@@ -38,7 +39,7 @@ from tasks.one_shot.tokens import (
     TYPE_WEIGHTS,
     TypeTokenSettings,
 )
-from tasks.one_shot.type_token import TypeTokenScorer, check_type_token_model
+from tasks.one_shot.type_token import TypeTokenScorer
 from tasks.options import DataOptions, field_default, non_negative, option, positive
 from tasks.results import write_json
 
@@ -57,8 +58,9 @@ __all__ = [
 ONE_SHOT_HELP = "Omniglot 20-way within-alphabet one-shot classification (Lake et al. runs)"
 ONE_SHOT_DESCRIPTION = (
     "Classify the queries of the 20 official one-shot runs (all_runs.zip of brendenlake/omniglot) "
-    "either with a DooD CHECKPOINT by type-token scoring (DooD sec. 3.2, Eqs. 17-20: K guide "
-    "parses of each support as types, a token model of motor noise and one affine per character "
+    "either with a DooD or AIR CHECKPOINT by type-token scoring (DooD sec. 3.2, Eqs. 17-20: K "
+    "guide parses of each support as types, a token model of motor noise (DooD: on the control "
+    "points; AIR: on z_what, with the affine on the rendering) and one affine per character "
     "fitted to each query by Adam) or by a model-free --baseline: mhd, the official demo's "
     "Modified Hausdorff distance on the 105x105 ink pixels (38.8% error stated), or pixel, "
     "cosine nearest neighbour on the 50x50 grey images. Writes <out>/one_shot_<classifier>.json "
@@ -70,9 +72,9 @@ PROTOCOL = (
     "standard error"
 )
 CLASSIFIERS = {
-    "type-token": "DooD type-token scoring, one-way: log sum_k pi_k max_z p(query | z) p(z | "
+    "type-token": "type-token scoring, one-way: log sum_k pi_k max_z p(query | z) p(z | "
     "psi_k) over K guide parses psi_k of the support (Liang et al. 2022, Eqs. 17-20)",
-    "type-token-2way": "DooD type-token scoring, two-way: log p(q | s) + log p(s | q) - log p(s) "
+    "type-token-2way": "type-token scoring, two-way: log p(q | s) + log p(s | q) - log p(s) "
     "(the official code's default; not the paper's Table 1 setting)",
     "mhd": "Modified Hausdorff distance between centred ink-pixel sets of the 105x105 images "
     "(official demo_classification baseline)",
@@ -86,8 +88,8 @@ _TT = "type-token: "
 
 @dataclass
 class OneShotOptions(DataOptions):
-    """Options of ``pyro-draw one-shot``: a DooD ``checkpoint`` (type-token scoring, the CLI's
-    positional ``CHECKPOINT``) or a ``baseline``, exactly one; the ``type-token`` options
+    """Options of ``pyro-draw one-shot``: a DooD or AIR ``checkpoint`` (type-token scoring, the
+    CLI's positional ``CHECKPOINT``) or a ``baseline``, exactly one; the ``type-token`` options
     (:data:`TYPE_TOKEN_OPTIONS`, see :class:`tasks.one_shot.type_token.TypeTokenSettings`) apply
     to the checkpoint only. Their defaults are the paper's reading; the help names the official
     code's choice where it differs."""
@@ -95,7 +97,7 @@ class OneShotOptions(DataOptions):
     baseline: str | None = option(
         None, "model-free classifier (instead of a CHECKPOINT)", choices=tuple(BASELINES)
     )
-    checkpoint: str | None = option(None, "a DooD checkpoint: type-token scoring", cli=False)
+    checkpoint: str | None = option(None, "a DooD or AIR checkpoint: type-token scoring", cli=False)
     runs: str | None = option(
         None,
         "the one-shot runs: the official all_runs.zip, or a folder with its layout",
@@ -135,8 +137,15 @@ class OneShotOptions(DataOptions):
     )
     motor_reduction: str = option(
         "mean",
-        _TT + "motor-noise log-density averaged over present strokes (official) or summed",
+        _TT + "motor-noise log-density averaged over present strokes (official) or summed "
+        "(AIR: over present parts)",
         choices=MOTOR_REDUCTIONS,
+    )
+    what_noise: float = option(
+        0.1,
+        _TT + "AIR: std of the token's z_what around the type's (prior N(0, I); ours, the "
+        "paper gives none)",
+        check=positive,
     )
     affine_prior: str = option(
         "normal",
@@ -186,7 +195,7 @@ class OneShotOptions(DataOptions):
         super().__post_init__()
         if (self.baseline is None) == (self.checkpoint is None):
             raise ValueError(
-                "give either a DooD CHECKPOINT (type-token scoring) or --baseline "
+                "give either a DooD or AIR CHECKPOINT (type-token scoring) or --baseline "
                 f"{'|'.join(BASELINES)}" + (", not both" if self.baseline is not None else "")
             )
         if self.checkpoint is not None:
@@ -221,7 +230,7 @@ def add_one_shot_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         default=None,
         metavar="CHECKPOINT",
-        help="a DooD checkpoint.pt: classify by type-token scoring (or give --baseline)",
+        help="a DooD or AIR checkpoint.pt: classify by type-token scoring (or give --baseline)",
     )
 
 
@@ -382,7 +391,8 @@ def _baseline(options: OneShotOptions) -> tuple[dict[str, Any], OneShotRuns, Non
 
 def _type_token(options: OneShotOptions) -> tuple[dict[str, Any], OneShotRuns, dict]:
     model, guide, checkpoint = load_trained(options.checkpoint, device=options.device)
-    check_type_token_model(model)
+    settings = options.type_token_settings()
+    scorer = TypeTokenScorer(model, guide, settings, progress=options.progress)  # checks model
     config = model.config
     if config.height != config.width:
         raise ValueError(
@@ -390,8 +400,6 @@ def _type_token(options: OneShotOptions) -> tuple[dict[str, Any], OneShotRuns, d
             f"{config.height}x{config.width}"
         )
     runs = _load(options, config.height)
-    settings = options.type_token_settings()
-    scorer = TypeTokenScorer(model, guide, settings, progress=options.progress)
     name = "type-token-2way" if settings.two_way else "type-token"
     result = evaluate_runs(runs, scorer, name=name, progress=options.progress)
     for entry in result["per_run"]:
@@ -405,6 +413,7 @@ def _type_token(options: OneShotOptions) -> tuple[dict[str, Any], OneShotRuns, d
         "settings": {
             "checkpoint": str(checkpoint.path),
             "model": checkpoint.model,
+            "family": scorer.family.name,
             "config_name": checkpoint.record.config_name,
             "trained_on": checkpoint.record.dataset,
             "step": checkpoint.step,

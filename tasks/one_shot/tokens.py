@@ -1,19 +1,28 @@
 """DooD's token model for one-shot scoring (Liang et al. 2022, appendix B.3) and the fit of
 tokens to images (Eq. 19's max), batched over elements; the settings are
 :class:`TypeTokenSettings` (what is the paper's and what the official code's:
-:mod:`tasks.one_shot.type_token`)."""
+:mod:`tasks.one_shot.type_token`).
+
+The pieces every family's token model shares live here too: the bounded per-character affine
+(:func:`token_affine`, sampled at ``"affine"`` by :func:`sample_affine`, applied to points by
+:func:`apply_affine` or to a rendered canvas by :func:`warp_canvas`), the per-part scale of the
+noise term (:func:`part_scale`), the Adam loop of the max over tokens (:func:`maximise_tokens`)
+and the aggregation of Eq. 19 (:func:`aggregate_scores`, :func:`two_way_scores`). AIR's token
+model is :mod:`tasks.one_shot.air_tokens`."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import pyro
 import pyro.distributions as dist
 import pyro.poutine as poutine
 import torch
+import torch.nn.functional as F
 from pyro.poutine.util import prune_subsample_sites
 from torch import Tensor
 
@@ -35,10 +44,14 @@ __all__ = [
     "apply_affine",
     "fit_tokens",
     "log_density",
+    "maximise_tokens",
+    "part_scale",
     "render_tokens",
+    "sample_affine",
     "token_affine",
     "token_model",
     "two_way_scores",
+    "warp_canvas",
 ]
 
 #: ``likelihood(canvas (B, 1, H, W)) -> distribution`` with batch shape ``(B,)`` over images
@@ -62,7 +75,8 @@ class TypeTokenSettings:
     type_weights: str = "importance"  # our reading of Eqs. 18–20; "joint": Eq. 20 as printed
     type_rows: int = 1024  # guide rows per pass of type inference (memory bound)
     motor_noise: float = 2e-3  # σ_m in [−1, 1] units (paper/code: 1e-3 on [0, 1])
-    motor_reduction: str = "mean"  # official; "sum": the density
+    motor_reduction: str = "mean"  # official; "sum": the density (also AIR's parts)
+    what_noise: float = 0.1  # AIR: σ of the token's z_what around the type's (prior N(0, I))
     affine_prior: str = "normal"  # ours; "flat": official (no term)
     affine_shift: float = 0.2
     affine_scale: tuple[float, float] = (0.6, 1.4)  # official; appendix B.3: (0.8, 1.2)
@@ -81,7 +95,7 @@ class TypeTokenSettings:
                 raise ValueError(f"type-token: {name} must be >= 1, found {getattr(self, name)}")
         if self.token_steps < 0:
             raise ValueError(f"type-token: token_steps must be >= 0, found {self.token_steps}")
-        for name in ("motor_noise", "token_lr"):
+        for name in ("motor_noise", "what_noise", "token_lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"type-token: {name} must be > 0, found {getattr(self, name)}")
         for name, allowed in (
@@ -193,6 +207,37 @@ def apply_affine(matrix: Tensor, points: Tensor) -> Tensor:
     return torch.matmul(points, linear.transpose(-1, -2)) + shift
 
 
+def warp_canvas(canvas: Tensor, matrix: Tensor) -> Tensor:
+    """The rendered ``canvas (B, C, H, W)`` moved by one affine ``matrix (B, 2, 3)`` per element,
+    the image counterpart of :func:`apply_affine`: ink drawn at ``p`` appears at ``A p + t``,
+    ``out(p') = canvas(A⁻¹ (p' − t))`` (bilinear, zeros outside; the coordinates of
+    :mod:`generative.stn`: ``(x, y) ∈ [−1, 1]²``, ``y`` down, ``align_corners=True``, so the
+    identity returns the canvas itself)."""
+    linear, shift = matrix[..., :2], matrix[..., 2:]
+    inverse = torch.linalg.inv(linear)
+    back = torch.cat([inverse, -torch.matmul(inverse, shift)], -1).to(canvas.dtype)
+    grid = F.affine_grid(back, list(canvas.shape), align_corners=True)
+    return F.grid_sample(canvas, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+
+
+def part_scale(present: Tensor, settings: TypeTokenSettings, like: Tensor) -> Tensor | float:
+    """The scale of a token's noise term: ``1 / #present parts`` (``(B,)`` in ``like``'s dtype)
+    for ``motor_reduction="mean"`` (official: averaged over strokes), else 1; ``present``
+    ``(B, T)``."""
+    if settings.motor_reduction == "mean":
+        return 1.0 / present.sum(-1).clamp_min(1).to(like.dtype)
+    return 1.0
+
+
+def sample_affine(batch: int, settings: TypeTokenSettings, like: Tensor) -> Tensor:
+    """The ``"affine"`` site ``(B, 7)``, unconstrained (:func:`token_affine`): ``N(0, 1)``, or
+    masked out for ``affine_prior="flat"``; on ``like``'s device and dtype."""
+    prior = dist.Normal(like.new_zeros(batch, AFFINE_SIZE), 1.0).to_event(1)
+    if settings.affine_prior == "flat":
+        prior = prior.mask(False)
+    return pyro.sample("affine", prior)
+
+
 def token_model(
     types: TokenTypes,
     likelihood: Likelihood,
@@ -211,23 +256,15 @@ def token_model(
     deterministic ``"token_points"`` (the transformed points) and ``"x"``. Returns the
     token's canvas ``(B, 1, H, W)``."""
     batch = types.points.shape[0]
-    height, width = size
     with pyro.plate("tokens", batch):
         noise = dist.Normal(types.points, settings.motor_noise)
         noise = noise.mask(types.present[..., None, None]).to_event(3)
-        scale: Tensor | float = 1.0
-        if settings.motor_reduction == "mean":
-            scale = 1.0 / types.present.sum(-1).clamp_min(1).to(types.points.dtype)
-        with poutine.scale(scale=scale):
+        with poutine.scale(scale=part_scale(types.present, settings, types.points)):
             noisy = pyro.sample("motor_noise", noise)
-        prior = dist.Normal(types.points.new_zeros(batch, AFFINE_SIZE), 1.0).to_event(1)
-        if settings.affine_prior == "flat":
-            prior = prior.mask(False)
-        raw = pyro.sample("affine", prior)
+        raw = sample_affine(batch, settings, types.points)
         points = apply_affine(token_affine(raw, settings), noisy)
         pyro.deterministic("token_points", points, event_dim=3)
-        strokes = render_strokes(points, types.sigma, types.omega0, height, width, num_points)
-        canvas = compose_canvas(strokes, types.omega1, types.present).unsqueeze(1)
+        canvas = render_tokens(points, types, size, num_points)
         pyro.sample("x", likelihood(canvas), obs=images)
     return canvas
 
@@ -241,6 +278,52 @@ def render_tokens(
     return compose_canvas(strokes, types.omega1, types.present).unsqueeze(1)
 
 
+def maximise_tokens(
+    program: Callable[[], Any],
+    start: Tensor,
+    settings: TypeTokenSettings,
+    *,
+    site: str,
+    keep: str,
+) -> tuple[Tensor, Tensor]:
+    """``max_z log p(x_b | z) + log p(z | ψ_b)`` for each element ``b`` (Eq. 19's max) of a token
+    ``program`` (no arguments; a batch ``B`` of elements with the noise site ``site`` around
+    ``start`` ``(B, ...)``, the ``"affine"`` site ``(B, 7)`` and the observed ``"x"``) by Adam on
+    the offsets of ``site`` from ``start`` and on the unconstrained affine, from zero offsets and
+    ``u = 0``, all elements at once (the loss is the sum over elements, so each gets the
+    gradient of its own term). Returns the scores ``(B,)`` (float64; the best seen, or the final
+    one for ``token_score="final"``) and the value of the site ``keep`` where they were reached."""
+    loc = start.detach()
+    offsets = torch.zeros_like(loc, requires_grad=True)
+    raw = loc.new_zeros(loc.shape[0], AFFINE_SIZE, requires_grad=True)
+    optimizer = torch.optim.Adam([offsets, raw], lr=settings.token_lr)
+    best = torch.full((loc.shape[0],), -math.inf, dtype=torch.float64, device=loc.device)
+    kept: Tensor | None = None
+    steps = settings.token_steps
+    for step in range(steps + 1):
+        with torch.set_grad_enabled(step < steps):
+            data = {site: loc + offsets, "affine": raw}
+            trace = poutine.trace(poutine.condition(program, data=data)).get_trace()
+            score = log_density(trace)
+        with torch.no_grad():
+            current = torch.nan_to_num(score.detach(), nan=-math.inf)
+            value = trace.nodes[keep]["value"].detach()
+            if kept is None:
+                kept = value.clone()
+            if settings.token_score == "best":
+                better = current > best
+            else:  # "final": the value after the last step
+                better = torch.ones_like(current, dtype=torch.bool)
+            best = torch.where(better, current, best)
+            kept[better] = value[better]
+        if step < steps:
+            optimizer.zero_grad(set_to_none=True)
+            (-score.sum()).backward()
+            optimizer.step()
+    assert kept is not None
+    return best, kept
+
+
 def fit_tokens(
     images: Tensor,
     types: TokenTypes,
@@ -248,40 +331,12 @@ def fit_tokens(
     settings: TypeTokenSettings,
     num_points: int,
 ) -> tuple[Tensor, Tensor]:
-    """``max_z log p(x_b | z) + log p(z | ψ_b)`` for each element ``b`` (Eq. 19's max) by Adam
-    on the motor-noise offsets and the unconstrained affine, all elements at once (the loss is
-    the sum over elements, so each gets the gradient of its own term). Returns the scores
-    ``(B,)`` (float64; the best seen, or the final one for ``token_score="final"``) and the
-    token points ``(B, T, J, 2)`` they were reached at."""
+    """DooD's tokens fitted to ``images`` (:func:`maximise_tokens` of :func:`token_model`: Adam
+    on the motor-noise offsets and the affine). Returns the scores ``(B,)`` and the token
+    points ``(B, T, J, 2)`` they were reached at."""
     size = (images.shape[-2], images.shape[-1])
-    loc = types.points.detach()
-    offsets = torch.zeros_like(loc, requires_grad=True)
-    raw = loc.new_zeros(loc.shape[0], AFFINE_SIZE, requires_grad=True)
-    optimizer = torch.optim.Adam([offsets, raw], lr=settings.token_lr)
-    best = torch.full((loc.shape[0],), -math.inf, dtype=torch.float64, device=loc.device)
-    best_points = loc.clone()
-    steps = settings.token_steps
-    for step in range(steps + 1):
-        with torch.set_grad_enabled(step < steps):
-            data = {"motor_noise": loc + offsets, "affine": raw}
-            trace = poutine.trace(poutine.condition(token_model, data=data)).get_trace(
-                types, likelihood, settings, size, num_points, images
-            )
-            score = log_density(trace)
-        with torch.no_grad():
-            current = torch.nan_to_num(score.detach(), nan=-math.inf)
-            points = trace.nodes["token_points"]["value"].detach()
-            if settings.token_score == "best":
-                better = current > best
-            else:  # "final": the value after the last step
-                better = torch.ones_like(current, dtype=torch.bool)
-            best = torch.where(better, current, best)
-            best_points[better] = points[better]
-        if step < steps:
-            optimizer.zero_grad(set_to_none=True)
-            (-score.sum()).backward()
-            optimizer.step()
-    return best, best_points
+    program = partial(token_model, types, likelihood, settings, size, num_points, images)
+    return maximise_tokens(program, types.points, settings, site="motor_noise", keep="token_points")
 
 
 @dataclass(frozen=True)
@@ -289,7 +344,8 @@ class TokenFit:
     """Fitted tokens of every (image, type-image, type) triple."""
 
     scores: Tensor  # (Q, S, K) float64: max_z log p(x_q | z) + log p(z | ψ_sk)
-    points: Tensor  # (Q, S, K, T, J, 2) the fitted tokens' control points
+    # (Q, S, K, ...) the fitted tokens: DooD's control points (T, J, 2), AIR's canvas (1, H, W)
+    tokens: Tensor
 
 
 def aggregate_scores(log_weights: Tensor, fitted: Tensor) -> Tensor:

@@ -10,6 +10,12 @@ and assigned the support with the highest score (one-way), or with the two-way s
 ``log p(x_T | x_c) + log p(x_c | x_T) − log p̂(x_c)`` (the paper's Table 1 "2W", not used for
 its 73.5%; the official code's default).
 
+This module is DooD's family (:class:`DooDTokens`) and the run loop (:class:`TypeTokenScorer`),
+which takes any family of :func:`type_token_family`: DooD here, AIR / Difference-AIR in
+:mod:`tasks.one_shot.air_tokens` (type = the guide's part latents, token = noise on ``z_what``
+plus the affine on the rendering). The selection of types, the batched fit and the aggregation
+are shared (:mod:`tasks.one_shot.scoring`, :mod:`tasks.one_shot.tokens`).
+
 Types (:func:`infer_types`)
     A type ψ is one guide parse of ``x_c``: the present strokes' *absolute* control points
     ``s̃_t = transform_points(z_what_t, z_where_t)`` (layout folded in), the presence mask and the
@@ -74,21 +80,24 @@ Scoring (:func:`fit_scores`, :func:`aggregate_scores`)
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import pyro
-import pyro.distributions as dist
-import pyro.poutine as poutine
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from generative.air import Air
 from generative.dood import DooD
-from generative.traces import stack_sites
-from inference.iwae import iwae_bound
+from tasks.one_shot.air_tokens import AirTokens
 from tasks.one_shot.runs import OneShotRun
+from tasks.one_shot.scoring import (
+    TokenFamily,
+    WeightedTypes,
+    fit_triples,
+    frozen,
+    replay_parse,
+)
 from tasks.one_shot.tokens import (
     Likelihood,
     TokenFit,
@@ -96,25 +105,30 @@ from tasks.one_shot.tokens import (
     TypeTokenSettings,
     aggregate_scores,
     fit_tokens,
-    log_density,
     render_tokens,
     two_way_scores,
 )
 
 __all__ = [
     "CharacterTypes",
+    "DooDTokens",
     "TypeTokenScorer",
     "check_type_token_model",
     "fit_scores",
     "infer_types",
     "score_types",
+    "type_token_family",
 ]
 
 
 # ----------------------------------------------------------------------------- types
 @dataclass(frozen=True)
-class CharacterTypes:
-    """``K`` weighted types of each of ``N`` images."""
+class CharacterTypes(WeightedTypes):
+    """``K`` weighted types of each of ``N`` images (DooD: strokes)."""
+
+    PART_FIELDS: ClassVar[tuple[str, ...]] = ("points", "present", "sigma", "omega0")
+    TYPE_FIELDS: ClassVar[tuple[str, ...]] = ("omega1",)
+    ELEMENT: ClassVar[type] = TokenTypes
 
     points: Tensor  # (N, K, T, J, 2)
     present: Tensor  # (N, K, T) bool
@@ -129,62 +143,12 @@ class CharacterTypes:
             raise ValueError(
                 f"CharacterTypes: points must be (N, K, T, J, 2), found {tuple(self.points.shape)}"
             )
-        n, k, t = self.points.shape[:3]
-        for name, shape in (
-            ("present", (n, k, t)),
-            ("sigma", (n, k, t)),
-            ("omega0", (n, k, t)),
-            ("omega1", (n, k)),
-            ("log_weights", (n, k)),
-        ):
-            if tuple(getattr(self, name).shape) != shape:
-                raise ValueError(
-                    f"CharacterTypes: {name} must have shape {shape}, "
-                    f"found {tuple(getattr(self, name).shape)}"
-                )
-        object.__setattr__(self, "present", self.present.bool())
-
-    @property
-    def num_images(self) -> int:
-        return self.points.shape[0]
-
-    @property
-    def num_types(self) -> int:
-        return self.points.shape[1]
+        self.check_shapes()
 
     @property
     def num_strokes(self) -> Tensor:
         """``(N, K)`` present strokes per type."""
-        return self.present.sum(-1)
-
-    def log_pi(self) -> Tensor:
-        """``(N, K)`` normalised log-weights ``log π_k`` (Eq. 20)."""
-        return torch.log_softmax(self.log_weights, -1)
-
-    def take(self, index: Tensor) -> CharacterTypes:
-        """The types of the images ``index`` (e.g. a permutation of the supports)."""
-        marginal = None if self.log_marginal is None else self.log_marginal[index]
-        return CharacterTypes(
-            self.points[index],
-            self.present[index],
-            self.sigma[index],
-            self.omega0[index],
-            self.omega1[index],
-            self.log_weights[index],
-            marginal,
-        )
-
-    def elements(self, flat: Tensor, steps: int | None = None) -> TokenTypes:
-        """The types at flat indices ``n · K + k`` (``(B,)``), their first ``steps`` strokes."""
-        t = slice(None) if steps is None else slice(0, steps)
-        fold = lambda x: x.reshape(-1, *x.shape[2:])[flat]  # noqa: E731
-        return TokenTypes(
-            fold(self.points)[:, t],
-            fold(self.present)[:, t],
-            fold(self.sigma)[:, t],
-            fold(self.omega0)[:, t],
-            fold(self.omega1),
-        )
+        return self.num_parts
 
 
 def check_type_token_model(model: nn.Module) -> DooD:
@@ -201,61 +165,85 @@ def check_type_token_model(model: nn.Module) -> DooD:
     return model
 
 
-def _parse(model: DooD, guide: nn.Module, images: Tensor, draws: int) -> dict[str, Tensor]:
-    """``draws`` guide parses of each image: ``(draws, N, ...)`` control points, presence,
-    renderer parameters, ``log_p`` = log p(x, ψ) and ``log_q`` = log q(ψ | x)."""
-    n = images.shape[0]
-    x = images.repeat(draws, 1, 1, 1)  # particle-major: row i·N + b is draw i of image b
-    guide_trace = poutine.trace(guide.guide).get_trace(x)
-    replayed = poutine.replay(model.model, trace=guide_trace)
-    model_trace = poutine.trace(replayed).get_trace(x, record=True)
-    sites = {"points": "control_points", "sigma": "sigma", "omega0": "omega0", "z_pres": "z_pres"}
-    out = stack_sites(model_trace, model.config.max_strokes, sites)
-    out["log_p"] = log_density(model_trace)
-    out["log_q"] = log_density(guide_trace)
-    return {key: value.reshape(draws, n, *value.shape[1:]) for key, value in out.items()}
+class DooDTokens(TokenFamily):
+    """DooD's family: types are stroke parses, tokens motor noise and an affine on the control
+    points (module docstring)."""
+
+    name = "dood"
+
+    def __init__(self, model: nn.Module, guide: nn.Module):
+        super().__init__(check_type_token_model(model), guide)
+
+    @property
+    def num_points(self) -> int:
+        return self.model.num_render_points
+
+    def parse(self, images: Tensor, draws: int) -> dict[str, Tensor]:
+        """``draws`` guide parses of each image: ``(draws, N, ...)`` control points, presence,
+        renderer parameters, ``log_p`` = log p(x, ψ) and ``log_q`` = log q(ψ | x)."""
+        sites = {"points": "control_points", "sigma": "sigma", "omega0": "omega0"}
+        sites["z_pres"] = "z_pres"
+        return replay_parse(self, images, draws, sites, record=True)
+
+    def make_types(
+        self, picked: dict[str, Tensor], log_weights: Tensor, log_marginal: Tensor
+    ) -> CharacterTypes:
+        n, k = log_weights.shape
+        omega1 = self.model.omega1().detach().to(log_weights.dtype).expand(n, k)
+        return CharacterTypes(
+            picked["points"],
+            picked["z_pres"] > 0,
+            picked["sigma"],
+            picked["omega0"],
+            omega1.clone(),
+            log_weights,
+            log_marginal,
+        )
+
+    def fit_chunk(
+        self, images: Tensor, elements: TokenTypes, settings: TypeTokenSettings
+    ) -> tuple[Tensor, Tensor]:
+        strokes = self.model.config.max_strokes
+        return _fit_padded(images, elements, self.likelihood, settings, self.num_points, strokes)
+
+    def render(self, tokens: Tensor, elements: TokenTypes) -> Tensor:
+        return render_tokens(tokens, elements, self.size, self.num_points)
 
 
-@torch.no_grad()
+def _fit_padded(
+    images: Tensor,
+    elements: TokenTypes,
+    likelihood: Likelihood,
+    settings: TypeTokenSettings,
+    num_points: int,
+    strokes: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """:func:`fit_tokens`, the points zero-padded to ``strokes`` (default: the model's)."""
+    found, points = fit_tokens(images, elements, likelihood, settings, num_points)
+    if strokes is not None and strokes > points.shape[1]:
+        pad = points.new_zeros(points.shape[0], strokes - points.shape[1], *points.shape[2:])
+        points = torch.cat([points, pad], 1)
+    return found, points
+
+
+def type_token_family(model: nn.Module, guide: nn.Module) -> TokenFamily:
+    """The type-token family of a checkpoint's ``model``: :class:`DooDTokens` (spline
+    renderer) or :class:`tasks.one_shot.air_tokens.AirTokens` (AIR, Difference-AIR)."""
+    if isinstance(model, Air):
+        return AirTokens(model, guide)
+    if isinstance(model, DooD):
+        return DooDTokens(model, guide)
+    raise ValueError(
+        f"type-token scoring needs a DooD or AIR checkpoint, found a {type(model).__name__} model"
+    )
+
+
 def infer_types(
     model: DooD, guide: nn.Module, images: Tensor, settings: TypeTokenSettings
 ) -> CharacterTypes:
     """``settings.type_samples`` weighted types of each of ``images`` (``(N, 1, H, W)``) from
-    guide parses (module docstring: selection, weights and ``log p̂(x)``)."""
-    check_type_token_model(model)
-    n = images.shape[0]
-    per_type = settings.draws_per_type
-    draws = settings.type_samples * per_type
-    chunk = max(1, settings.type_rows // n)
-    parts = [
-        _parse(model, guide, images, min(chunk, draws - start)) for start in range(0, draws, chunk)
-    ]
-    found = {key: torch.cat([p[key] for p in parts], 0) for key in parts[0]}
-    log_p, log_q = found["log_p"], found["log_q"]  # (draws, N)
-    log_marginal = iwae_bound(log_p - log_q).to(images.dtype)
-    k = settings.type_samples
-    # (K, per_type, N, ...): type k is chosen among draws k·per_type … (k+1)·per_type − 1
-    grouped = {key: v.reshape(k, per_type, *v.shape[1:]) for key, v in found.items()}
-    best = grouped["log_p"].argmax(1)  # (K, N); 0 when per_type == 1
-
-    def pick(value: Tensor) -> Tensor:  # (K, per_type, N, ...) -> (N, K, ...)
-        index = best.reshape(k, 1, n, *([1] * (value.dim() - 3)))
-        chosen = value.gather(1, index.expand(k, 1, *value.shape[2:])).squeeze(1)
-        return chosen.movedim(0, 1)
-
-    log_p_k, log_q_k = pick(grouped["log_p"]), pick(grouped["log_q"])
-    log_weights = log_p_k if settings.type_weights == "joint" else log_p_k - log_q_k
-    present = pick(grouped["z_pres"]) > 0
-    omega1 = model.omega1().detach().to(images.dtype).expand(n, k)
-    return CharacterTypes(
-        pick(grouped["points"]),
-        present,
-        pick(grouped["sigma"]),
-        pick(grouped["omega0"]),
-        omega1.clone(),
-        log_weights.to(images.dtype),
-        log_marginal,
-    )
+    DooD's guide parses (module docstring: selection, weights and ``log p̂(x)``)."""
+    return DooDTokens(model, guide).infer_types(images, settings)  # type: ignore[return-value]
 
 
 def fit_scores(
@@ -268,28 +256,15 @@ def fit_scores(
     progress: bool = False,
     desc: str = "tokens",
 ) -> TokenFit:
-    """:func:`fit_tokens` for every triple (image ``q``, type image ``s``, type ``k``) of
-    ``images`` ``(Q, 1, H, W)`` and ``types`` (``S`` images × ``K``), batched: triples are
-    ordered by their type's stroke count and optimised ``settings.token_chunk`` at a time, each
-    chunk rendering only as many strokes as its largest type has (presence is a prefix)."""
-    q_count, s_count, k_count = images.shape[0], types.num_images, types.num_types
-    per_image = s_count * k_count
-    counts = types.num_strokes.reshape(-1)  # (S·K,)
-    total = q_count * per_image
-    order = torch.argsort(counts.repeat(q_count), stable=True).to(images.device)
-    scores = torch.empty(total, dtype=torch.float64, device=images.device)
-    points = types.points.new_zeros(total, *types.points.shape[2:])
-    chunks = order.split(settings.token_chunk)
-    with torch.enable_grad():
-        for chunk in tqdm(chunks, desc=desc, unit="chunk", leave=False, disable=not progress):
-            query, flat = chunk // per_image, chunk % per_image
-            steps = max(1, int(counts[flat].max()))
-            elements = types.elements(flat, steps)
-            found, fitted = fit_tokens(images[query], elements, likelihood, settings, num_points)
-            scores[chunk] = found
-            points[chunk, :steps] = fitted
-    shape = (q_count, s_count, k_count)
-    return TokenFit(scores.reshape(shape), points.reshape(*shape, *points.shape[1:]))
+    """DooD's tokens (:func:`fit_tokens`) for every triple (image ``q``, type image ``s``, type
+    ``k``) of ``images`` ``(Q, 1, H, W)`` and ``types`` (``S`` images × ``K``), batched
+    (:func:`tasks.one_shot.scoring.fit_triples`)."""
+    strokes = types.points.shape[2]
+
+    def fit(query: Tensor, elements: Any) -> tuple[Tensor, Tensor]:
+        return _fit_padded(query, elements, likelihood, settings, num_points, strokes)
+
+    return fit_triples(images, types, fit, settings, progress=progress, desc=desc)
 
 
 def score_types(
@@ -305,26 +280,12 @@ def score_types(
 
 
 # ----------------------------------------------------------------------------- the scorer
-@contextmanager
-def _frozen(*modules: nn.Module) -> Iterator[None]:
-    """The modules' parameters without gradients (restored afterwards): token fitting
-    differentiates through the likelihood scale and ``ω1`` but must not touch the model."""
-    params = [p for m in modules for p in m.parameters()]
-    before = [p.requires_grad for p in params]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in zip(params, before, strict=True):
-            p.requires_grad_(flag)
-
-
 class TypeTokenScorer:
-    """``scorer(run) -> (Q, S)`` type-token scores of a DooD model and guide (a
-    :data:`tasks.one_shot.baselines.Scorer`). Per run it keeps, by run name, the fitted token of
-    each query's chosen support (:attr:`tokens`, ``(Q, 1, H, W)``) and the seconds of its stages
-    (:attr:`timings`). Pyro's argument validation is off while it runs (as in training)."""
+    """``scorer(run) -> (Q, S)`` type-token scores of a DooD or AIR model and guide (a
+    :data:`tasks.one_shot.baselines.Scorer`; the family from :func:`type_token_family`). Per
+    run it keeps, by run name, the fitted token of each query's chosen support (:attr:`tokens`,
+    ``(Q, 1, H, W)``) and the seconds of its stages (:attr:`timings`). Pyro's argument
+    validation is off while it runs (as in training)."""
 
     def __init__(
         self,
@@ -334,7 +295,8 @@ class TypeTokenScorer:
         *,
         progress: bool = False,
     ):
-        self.model = check_type_token_model(model)
+        self.family = type_token_family(model, guide)
+        self.model = self.family.model
         self.guide = guide
         self.settings = settings
         self.progress = progress
@@ -342,57 +304,44 @@ class TypeTokenScorer:
         self.timings: dict[str, dict[str, float]] = {}
 
     @property
-    def num_points(self) -> int:
-        return self.model.num_render_points
+    def num_points(self) -> int | None:
+        return self.family.num_points
 
-    def likelihood(self, canvas: Tensor) -> dist.Distribution:
-        return self.model.likelihood(canvas)
+    def likelihood(self, canvas: Tensor) -> Any:
+        return self.family.likelihood(canvas)
+
+    def _direction(
+        self, targets: Tensor, sources: Tensor, timing: dict[str, float], desc: str
+    ) -> tuple[WeightedTypes, TokenFit, Tensor]:
+        """Types of ``sources`` and the one-way ``(targets, sources)`` scores of ``targets``."""
+        began = time.perf_counter()
+        types = self.family.infer_types(sources, self.settings)
+        timing["types_seconds"] = timing.get("types_seconds", 0.0) + time.perf_counter() - began
+        began = time.perf_counter()
+        fit = self.family.fit(targets, types, self.settings, progress=self.progress, desc=desc)
+        scores = aggregate_scores(types.log_weights, fit.scores)
+        timing["tokens_seconds"] = timing.get("tokens_seconds", 0.0) + time.perf_counter() - began
+        return types, fit, scores
 
     def __call__(self, run: OneShotRun) -> Tensor:
         model, s = self.model, self.settings
         device = next(model.parameters()).device
         supports, queries = run.supports.to(device), run.queries.to(device)
         timing: dict[str, float] = {}
-        with _frozen(model, self.guide), pyro.validation_enabled(False):
-            began = time.perf_counter()
-            support_types = infer_types(model, self.guide, supports, s)
-            timing["types_seconds"] = time.perf_counter() - began
-            began = time.perf_counter()
-            forward = fit_scores(
-                queries,
-                support_types,
-                self.likelihood,
-                s,
-                self.num_points,
-                progress=self.progress,
-                desc=f"{run.name} q|s",
+        with frozen(model, self.guide), pyro.validation_enabled(False):
+            support_types, forward, scores = self._direction(
+                queries, supports, timing, f"{run.name} q|s"
             )
-            scores = aggregate_scores(support_types.log_weights, forward.scores)
-            timing["tokens_seconds"] = time.perf_counter() - began
             if s.two_way:
-                began = time.perf_counter()
-                query_types = infer_types(model, self.guide, queries, s)
-                timing["types_seconds"] += time.perf_counter() - began
-                began = time.perf_counter()
-                backward = fit_scores(
-                    supports,
-                    query_types,
-                    self.likelihood,
-                    s,
-                    self.num_points,
-                    progress=self.progress,
-                    desc=f"{run.name} s|q",
-                )
-                timing["tokens_seconds"] += time.perf_counter() - began
+                _, _, backward = self._direction(supports, queries, timing, f"{run.name} s|q")
                 assert support_types.log_marginal is not None
-                backward_scores = aggregate_scores(query_types.log_weights, backward.scores)
-                scores = two_way_scores(scores, backward_scores, support_types.log_marginal)
+                scores = two_way_scores(scores, backward, support_types.log_marginal)
             with torch.no_grad():
                 self.tokens[run.name] = self._chosen_tokens(forward, support_types, scores)
         self.timings[run.name] = timing
         return scores.detach().cpu()
 
-    def _chosen_tokens(self, fit: TokenFit, types: CharacterTypes, scores: Tensor) -> Tensor:
+    def _chosen_tokens(self, fit: TokenFit, types: WeightedTypes, scores: Tensor) -> Tensor:
         """The fitted token of each query for its chosen support: the type ``k`` with the
         largest term ``log π_k + fitted`` of Eq. 19, ``(Q, 1, H, W)`` on the CPU."""
         chosen = scores.argmax(1)  # (Q,)
@@ -400,6 +349,4 @@ class TypeTokenScorer:
         terms = types.log_pi()[chosen].to(fit.scores.dtype) + fit.scores[queries, chosen]
         k = terms.argmax(1)
         elements = types.elements(chosen * types.num_types + k)
-        size = (self.model.config.height, self.model.config.width)
-        points = fit.points[queries, chosen, k]
-        return render_tokens(points, elements, size, self.num_points).cpu()
+        return self.family.render(fit.tokens[queries, chosen, k], elements).cpu()
