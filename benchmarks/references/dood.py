@@ -54,6 +54,32 @@ class PlainNVILStatistics:
                 self.updates[t] += 1
 
 
+def _step_context(model: DooD, guide: DooDGuide, x: Tensor, state):
+    """A step's layout stage, the guide's input images and its context ``[CNN(·), h^l_t]``."""
+    stage_l = model.layout_stage(state)
+    inputs = guide.read_input(x, state.canvas)
+    return stage_l, inputs, torch.cat([guide.image_cnn(inputs), stage_l.h_layout], -1)
+
+
+def _stroke(model: DooD, guide: DooDGuide, state, stage_l, inputs: Tensor, context: Tensor):
+    """``q(l_t)`` (Eq. 7) and ``q(s_t)`` (Eq. 8) sampled, the stroke rendered (Eqs. 10–13), and
+    its log-weight ``log p(l, s) − log q(l, s)`` (Eqs. 3–4 against Eqs. 7–8)."""
+    q_l = guide.layout_posterior(context)
+    z_where = q_l.rsample()
+    stage_s = model.stroke_stage(state, z_where)
+    window = glimpse(inputs, z_where, model.config.glimpse_size)
+    q_s = guide.stroke_posterior(torch.cat([guide.glimpse_cnn(window), stage_s.h_stroke], -1))
+    z_what = q_s.rsample()
+    render = model.render(stage_s, z_where, z_what)
+    w = (
+        model.layout_prior(stage_l).log_prob(z_where)
+        - q_l.log_prob(z_where)
+        + model.stroke_prior(stage_s, z_where).log_prob(z_what)
+        - q_s.log_prob(z_what)
+    )
+    return stage_s, z_where, z_what, render, w
+
+
 def plain_nvil_loss(
     model: DooD,
     guide: DooDGuide,
@@ -94,9 +120,7 @@ def plain_nvil_loss(
     state = model.initial_state(batch)
     strokes, stops, log_qs, alive, baselines = [], [], [], [], []
     for _ in range(c.max_strokes):
-        stage_l = model.layout_stage(state)
-        inputs = guide.read_input(x, state.canvas)
-        context = torch.cat([guide.image_cnn(inputs), stage_l.h_layout], -1)
+        stage_l, inputs, context = _step_context(model, guide, x, state)
         baselines.append(guide.baseline(context.detach()).squeeze(-1))
         stop_inputs = context
         if c.stop_ink_ratio:  # guides.dood.DooDGuide.stop_inputs
@@ -107,20 +131,8 @@ def plain_nvil_loss(
         q_o = AbsorbingBernoulli(guide.pres_net(stop_inputs).squeeze(-1), state.z_pres)
         z_pres = q_o.sample()
         present = z_pres > 0
-        q_l = guide.layout_posterior(context)
-        z_where = q_l.rsample()
-        stage_s = model.stroke_stage(state, z_where)
-        window = glimpse(inputs, z_where, c.glimpse_size)
-        q_s = guide.stroke_posterior(torch.cat([guide.glimpse_cnn(window), stage_s.h_stroke], -1))
-        z_what = q_s.rsample()
-        render = model.render(stage_s, z_where, z_what)
+        stage_s, z_where, z_what, render, w = _stroke(model, guide, state, stage_l, inputs, context)
         p_o = model.stop_prior(state, stage_l)
-        w = (
-            model.layout_prior(stage_l).log_prob(z_where)
-            - q_l.log_prob(z_where)
-            + model.stroke_prior(stage_s, z_where).log_prob(z_what)
-            - q_s.log_prob(z_what)
-        )
         strokes.append(torch.where(present, w, torch.zeros_like(w)))
         log_q = q_o.log_prob(z_pres)
         stops.append(p_o.log_prob(z_pres) - log_q)
@@ -163,22 +175,9 @@ def plain_forced_loss(model: DooD, guide: DooDGuide, x: Tensor) -> Tensor:
     ones = x.new_ones(x.shape[0])
     elbo = x.new_zeros(x.shape[0])
     for _ in range(c.max_strokes):
-        stage_l = model.layout_stage(state)
-        inputs = guide.read_input(x, state.canvas)
-        context = torch.cat([guide.image_cnn(inputs), stage_l.h_layout], -1)
-        q_l = guide.layout_posterior(context)
-        z_where = q_l.rsample()
-        stage_s = model.stroke_stage(state, z_where)
-        window = glimpse(inputs, z_where, c.glimpse_size)
-        q_s = guide.stroke_posterior(torch.cat([guide.glimpse_cnn(window), stage_s.h_stroke], -1))
-        z_what = q_s.rsample()
-        render = model.render(stage_s, z_where, z_what)
-        elbo = elbo + (
-            model.layout_prior(stage_l).log_prob(z_where)
-            - q_l.log_prob(z_where)
-            + model.stroke_prior(stage_s, z_where).log_prob(z_what)
-            - q_s.log_prob(z_what)
-        )
+        stage_l, inputs, context = _step_context(model, guide, x, state)
+        stage_s, z_where, z_what, render, w = _stroke(model, guide, state, stage_l, inputs, context)
+        elbo = elbo + w
         state = model.advance(state, stage_l, stage_s, ones, z_where, z_what, render)
     log_lik = model.likelihood(model.canvas_of(state.strokes, state.masks)).log_prob(x)
     return -(log_lik + elbo).mean()
