@@ -16,7 +16,7 @@ import torch
 from generative.bezier import bezier_points, compose_canvas, render_strokes
 from tasks.data import DATASET_NAMES, DataError, ImageData, load_images
 from tasks.data import paths as paths_mod
-from tasks.data.core import binarize
+from tasks.data.core import TooFewExamplesError, binarize
 from tasks.data.glyphs import (
     DEFAULT_NUM_EXAMPLES,
     FRAME,
@@ -253,8 +253,9 @@ def test_resolve_data_dir_precedence(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_too_many_examples_requested(real_data_dir: Path) -> None:
-    with pytest.raises(DataError, match="num_examples=10001, but only 10000"):
+    with pytest.raises(DataError, match="num_examples=10001, but only 10000") as info:
         load_images("mnist", "test", data_dir=real_data_dir, num_examples=10_001)
+    assert isinstance(info.value, TooFewExamplesError) and info.value.available == 10_000
 
 
 def test_unknown_name_and_split() -> None:

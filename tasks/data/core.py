@@ -35,6 +35,14 @@ class DataError(Exception):
     """A dataset could not be loaded: unknown name/split, missing, corrupt or malformed file."""
 
 
+class TooFewExamplesError(DataError):
+    """A split holds fewer examples than were asked for (``available`` of them)."""
+
+    def __init__(self, message: str, available: int):
+        super().__init__(message)
+        self.available = available
+
+
 @dataclass
 class ImageData:
     """A loaded split.

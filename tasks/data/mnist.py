@@ -27,7 +27,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .core import DataError, ImageData, ImageDataset, check_split, derive_seed
+from .core import (
+    DataError,
+    ImageData,
+    ImageDataset,
+    TooFewExamplesError,
+    check_split,
+    derive_seed,
+)
 from .paths import DataDir, FileSpec, file_sha256, find, locate
 
 __all__ = [
@@ -197,7 +204,9 @@ def subset_indices(
 ) -> Tensor | None:
     """Sorted seeded random subset of ``range(total)`` of size ``num_examples`` (``None`` = all)."""
     if num_examples is not None and num_examples > total:
-        raise DataError(f"{what}: requested num_examples={num_examples}, but only {total} exist")
+        raise TooFewExamplesError(
+            f"{what}: requested num_examples={num_examples}, but only {total} exist", total
+        )
     if num_examples is None or num_examples == total:
         return None
     generator = torch.Generator().manual_seed(derive_seed("subset", seed, total))

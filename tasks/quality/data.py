@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from inference.checkpoint import Checkpoint
 from tasks.data import ImageData, load_images
-from tasks.data.core import DataError, binarize
+from tasks.data.core import DataError, TooFewExamplesError, binarize
 from tasks.dood.data import canonical_dataset, load_dood_images
 from tasks.dood.models import MODEL_NAMES as STROKE_MODELS
 from tasks.dood.pictures import generate_samples
@@ -142,10 +142,8 @@ def _load_at_most(
     """A seeded subset of ``num`` images, or the whole split when it holds fewer."""
     try:
         return _load(source, dataset, split, num, seed, where)
-    except DataError as exc:
-        if "but only" not in str(exc):  # tasks.data.mnist.subset_indices: the split is smaller
-            raise
-    return _load(source, dataset, split, None, seed, where)
+    except TooFewExamplesError:  # the split is smaller: take all of it
+        return _load(source, dataset, split, None, seed, where)
 
 
 def _labels(data: ImageData) -> Tensor:
