@@ -146,10 +146,8 @@ def arithmetic_report(
 
 def arithmetic_line(report: dict, side: str) -> str:
     """``"41.1 GFLOP/s, 21% of sgemm peak 196"`` for ``side`` of :func:`arithmetic_report`."""
-    g = report["gflops_per_second"][side]
-    return f"{g:.1f} GFLOP/s, {g / report['sgemm_peak_gflops']:.0%} of sgemm peak" + (
-        f" {report['sgemm_peak_gflops']:.0f}"
-    )
+    g, peak = report["gflops_per_second"][side], report["sgemm_peak_gflops"]
+    return f"{g:.1f} GFLOP/s, {g / peak:.0%} of sgemm peak {peak:.0f}"
 
 
 def interleaved_medians(

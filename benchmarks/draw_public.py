@@ -30,11 +30,11 @@ from pyro.infer import TraceMeanField_ELBO
 if __package__ in (None, ""):  # run as a script: put the repository root on sys.path
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import (  # noqa: E402
+    arithmetic_line,
+    arithmetic_report,
     interleaved_medians,
     matmul_share,
     prepare,
-    sgemm_peak_gflops,
-    step_flops,
     step_parser,
     timed_step,
     write_result,
@@ -111,14 +111,13 @@ def main(argv: list[str] | None = None) -> dict:
         "pyro_draw": partial(timed_step, ours_loss, ours, torch.optim.Adam(ours, 1e-3), 10.0),
         "public": partial(timed_step, theirs_loss, theirs, torch.optim.Adam(theirs, 1e-3), 10.0),
     }
-    flops = {"pyro_draw": step_flops(ours_loss), "public": step_flops(theirs_loss)}
     med, cpu = interleaved_medians(sides, {k: args.steps for k in sides}, args.warmup)
-    peak = sgemm_peak_gflops()
+    arithmetic = arithmetic_report({"pyro_draw": ours_loss, "public": theirs_loss}, med)
+    flops = arithmetic["flops_per_step"]
     profiles = {
         "pyro_draw": matmul_share(lambda: ours_loss().backward(), flops["pyro_draw"]),
         "public": matmul_share(lambda: theirs_loss().backward(), flops["public"]),
     }
-    gflops = {k: flops[k] / med[k] / 1e9 for k in sides}
     result = {
         "config": args.config,
         "reference": "kamenbliznashki/generative_models draw.py",
@@ -128,18 +127,14 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds_per_step": med,
         "cpu_seconds_per_step": cpu,
         "ratio_public_over_ours": med["public"] / med["pyro_draw"],
-        "flops_per_step": flops,
-        "gflops_per_second": gflops,
-        "sgemm_peak_gflops": peak,
-        "fraction_of_sgemm_peak": {k: v / peak for k, v in gflops.items()},
+        **arithmetic,
         "profile": profiles,
     }
     print(
         f"DRAW[{args.config}] batch {args.batch_size}, {torch.get_num_threads()} thread(s)"
         f"{', subnormals flushed' if args.flush_denormal else ''}: pyro-draw"
-        f" {med['pyro_draw']:.3f} s/step ({gflops['pyro_draw']:.1f} GFLOP/s,"
-        f" {gflops['pyro_draw'] / peak:.0%} of sgemm peak {peak:.1f}), public"
-        f" {med['public']:.3f} s/step ({gflops['public']:.1f} GFLOP/s); public/ours ="
+        f" {med['pyro_draw']:.3f} s/step ({arithmetic_line(result, 'pyro_draw')}), public"
+        f" {med['public']:.3f} s/step ({arithmetic_line(result, 'public')}); public/ours ="
         f" {result['ratio_public_over_ours']:.3f} (target >= 1.10)"
     )
     for name, p in profiles.items():

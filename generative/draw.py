@@ -148,7 +148,8 @@ class DrawModel(nn.Module):
     ) -> DecoderState:
         """Eqs. 14–15 (= Eqs. 7–8 during inference): one decoder step and canvas update.
         ``weights``: :meth:`decoder_weights`, built here when not given."""
-        weights = weights or self.decoder_weights()
+        if weights is None:
+            weights = self.decoder_weights()
         h, cell = fused_step(weights, [z], (state.h, state.cell))
         delta, window = self.writer(h)
         return DecoderState(h, cell, state.canvas + delta, window)
@@ -157,7 +158,8 @@ class DrawModel(nn.Module):
         self, state: DecoderState, zs: list[Tensor], weights: FusedWeights | None = None
     ) -> DecoderState:
         """Run :meth:`step` over a sequence of latents."""
-        weights = weights or self.decoder_weights()
+        if weights is None:
+            weights = self.decoder_weights()
         for z in zs:
             state = self.step(state, z, weights)
         return state
@@ -190,7 +192,7 @@ class DrawModel(nn.Module):
         steps = self.config.steps
         state = self.initial_state(batch_size)
         versions = self.param_versions()
-        weights = self.decoder_weights()
+        weights: FusedWeights | None = None  # built at the first step the memo cannot supply
         reuse, zs = not record, []
         prior = self.prior(batch_size)  # the same N(0, I) at every step (Eq. 13)
         with pyro.plate("data", batch_size):
@@ -199,6 +201,8 @@ class DrawModel(nn.Module):
                 zs.append(z)
                 if reuse and self.memo.hits(t, versions, z):
                     continue
+                if weights is None:
+                    weights = self.decoder_weights()
                 if reuse and t > 0:  # first miss after hits: the state of the shared prefix
                     state = self.memo.value(t - 1) or self.decode(state, zs[:-1], weights)
                 reuse = False

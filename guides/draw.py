@@ -71,7 +71,9 @@ class DrawGuide(nn.Module):
         ``weights``: :meth:`encoder_weights`, built here when not given."""
         x_err = x - torch.sigmoid(state.canvas)  # Eq. 3
         r = self.reader(x, x_err, state.h)  # Eq. 4
-        return fused_step(weights or self.encoder_weights(), [r, state.h], enc)  # Eq. 5
+        if weights is None:
+            weights = self.encoder_weights()
+        return fused_step(weights, [r, state.h], enc)  # Eq. 5
 
     def guide(self, x: Tensor, **kwargs) -> None:
         """Pyro guide over the sites ``"z_0" … "z_{T-1}"`` of :meth:`DrawModel.model`."""
