@@ -295,6 +295,7 @@ def test_stroke_count_summary() -> None:
     out = stroke_count_summary(counts, 3, truth)
     assert out["histogram"] == [1, 1, 2, 1] and out["mean"] == pytest.approx(1.6)
     assert out["accuracy"] == pytest.approx(0.6) and out["mean_abs_error"] == pytest.approx(0.6)
+    assert out["majority_accuracy"] == pytest.approx(0.4)  # always answering 1
     confusion = torch.tensor(out["confusion_true_by_inferred"])
     assert confusion.shape == (5, 4) and confusion.sum() == 5
     assert confusion[4, 2] == 1 and confusion[1, 0] == 1 and confusion.trace() == 3
@@ -416,3 +417,49 @@ def test_resume_continues_and_refuses_other_settings(trained, tmp_path, capsys) 
         "stop": "nvil",
         "beta": 4.0,
     }
+
+
+#: ``pyro-draw train dood --dataset glyphs``'s defaults (the ``minutes`` config: 28×28, the
+#: count summed out, β = 1, lr 1e-3) at a CPU-test scale: stride-2 feature CNNs and 64 units
+#: (as the ``hours`` config's CNNs), batch 32, a 400-step warm-up and 400 steps learning the count.
+COUNT_TEST_OVERRIDES = dict(
+    cnn_stride=2, hidden_size=64, feature_size=64, mlp_hidden=64, warmup_steps=400
+)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_glyph_run_from_the_cli_defaults_learns_stroke_counts(seed, tmp_path) -> None:
+    """Issue 11: the CLI's glyph run, scaled down (~95 s per seed), learns how many strokes a
+    glyph has: on 200 test glyphs with 1–6 strokes the count read off one guide sample is right
+    far more often than always answering the most frequent count (17.5–20%; chance 1/6), it
+    rises with the true count, and it is not one count for all. No restart selection: every seed
+    tried must pass. Measured (seeds 0, 1, 2): accuracy 44.0%, 34.5%, 31.5% against majorities
+    17.5%, 20.0%, 19.0%. With a 200-step warm-up the count collapsed to 1–2 strokes (7.5%); the
+    overfitting test this replaces (9 glyphs, ~3 min, slow) locked most seeds at 3 strokes."""
+    run = RunOptions(
+        dataset="glyphs",
+        out=str(tmp_path),
+        steps=800,
+        batch_size=32,
+        seed=seed,
+        validate_every=10**6,
+        checkpoint_every=10**6,
+        log_every=100,
+        progress=False,
+        pictures=False,
+    )
+    options = DooDOptions(
+        config_overrides=COUNT_TEST_OVERRIDES, num_valid=50, eval_examples=200, iwae_samples=1
+    )
+    result = train(FAMILY, "dood", run, options)
+    assert result["config_name"] == "minutes" and result["stop"] == "enum"
+    counts = result["stroke_counts"]
+    confusion = torch.tensor(counts["confusion_true_by_inferred"])
+    true, inferred = confusion.nonzero(as_tuple=True)
+    repeats = confusion[true, inferred]
+    pairs = torch.stack([true.repeat_interleave(repeats), inferred.repeat_interleave(repeats)])
+    correlation = torch.corrcoef(pairs.double())[0, 1].item()
+    report = (counts["accuracy"], counts["majority_accuracy"], correlation, counts["histogram"])
+    assert counts["accuracy"] >= counts["majority_accuracy"] + 0.08, report
+    assert correlation > 0.5, report
+    assert sum(n >= 10 for n in counts["histogram"]) >= 4, report

@@ -63,7 +63,8 @@ def stroke_count_summary(
     counts: Tensor, max_strokes: int, truth: Tensor | None = None
 ) -> dict[str, Any]:
     """Mean, standard deviation and histogram (counts ``0 … T``) of inferred stroke counts; with
-    ``truth`` also the accuracy, mean absolute error and confusion matrix (rows: true count
+    ``truth`` also the accuracy, that of always answering the most frequent true count
+    (``majority_accuracy``), the mean absolute error and the confusion matrix (rows: true count
     ``0 … max(T, max truth)``, columns: inferred count ``0 … T``)."""
     counts = counts.long()
     values = counts.double()
@@ -84,6 +85,7 @@ def stroke_count_summary(
         confusion.index_put_((truth, counts), torch.ones_like(counts), accumulate=True)
         out.update(
             accuracy=float((counts == truth).double().mean()),
+            majority_accuracy=float(torch.bincount(truth).max() / truth.numel()),
             mean_abs_error=float((counts - truth).abs().double().mean()),
             true_mean=float(truth.double().mean()),
             confusion_true_by_inferred=confusion.tolist(),
@@ -179,7 +181,8 @@ def format_dood_summary(result: dict[str, Any]) -> str:
     line = f"inferred strokes: mean {sc['mean']:.2f}, histogram (0…T) {sc['histogram']}"
     if "accuracy" in sc:
         line += (
-            f"; vs truth: accuracy {100 * sc['accuracy']:.1f}%, mean |error| "
+            f"; vs truth: accuracy {100 * sc['accuracy']:.1f}% (always the most frequent "
+            f"count: {100 * sc['majority_accuracy']:.1f}%), mean |error| "
             f"{sc['mean_abs_error']:.2f} (true mean {sc['true_mean']:.2f})"
         )
     return f"{format_summary(result)}\n{line}"
