@@ -192,17 +192,19 @@ DOOD_CONFIGS: dict[str, DooDConfig] = {
     # Not from the paper: a small network on 28×28 (tests and benchmarks).
     "small": DooDConfig(**_CPU_28, control_points=4, layout_components=4, stroke_components=4),
     # Not from the paper: learns strokes and counts on 28×28 glyphs in minutes of one CPU core
-    # (the default on glyphs): the small network, a 600-step warm-up with every stroke on, the
-    # count summed out, and β = 1 (the glyphs' strokes are the model's own pen strokes, so there
-    # is no over-segmentation to discourage; with β = 4 a 360-s run collapsed to ~1.3 strokes
-    # per glyph, true mean 3.5).
+    # (the default on glyphs): the small network with stride-2 feature CNNs (as ``hours``: half
+    # the step time), a 400-step warm-up with every stroke on, the count summed out, and β = 1
+    # (the glyphs' strokes are the model's own pen strokes, so there is no over-segmentation to
+    # discourage; with β = 4 a 360-s run collapsed to ~1.3 strokes per glyph, true mean 3.5).
+    # Warm-ups of 200 steps left strokes too rough to keep (1–2 strokes per glyph).
     "minutes": DooDConfig(
         **_CPU_28,
+        cnn_stride=2,
         control_points=4,
         layout_components=4,
         stroke_components=4,
         stop_mode="enum",
-        warmup_steps=600,
+        warmup_steps=400,
         beta=1.0,
     ),
     # Not from the paper: 50×50 (Omniglot, MNIST at the paper's size) in hours of one core:
