@@ -134,6 +134,42 @@ def test_transfer_command_end_to_end(tmp_path: Path, capsys) -> None:
     assert "dood small: glyphs (16px) -> glyphs" in capsys.readouterr().out
 
 
+def test_reuse_takes_earlier_cells_of_the_same_protocol_and_evaluates_the_rest(
+    tmp_path: Path, capsys
+) -> None:
+    dood0, dood1, air = (str(p) for p in _checkpoints(tmp_path))
+    first = tmp_path / "first"
+    argv = ["transfer", dood0, air, "--targets", "glyphs", *FAST]
+    assert tasks.cli.main([*argv, "--out", str(first)]) == 0
+    earlier = json.loads((first / "transfer.json").read_text())
+    second = tmp_path / "second"
+    argv = ["transfer", dood0, dood1, air, "--targets", "glyphs", *FAST]
+    reuse = ["--reuse", str(first / "transfer.json")]
+    assert tasks.cli.main([*argv, "--out", str(second), *reuse]) == 0
+    result = json.loads((second / "transfer.json").read_text())
+    by_path = {cell["checkpoint"]: cell for cell in result["cells"]}
+    for cell in earlier["cells"]:  # taken as they were, and labelled
+        again = by_path[cell["checkpoint"]]
+        assert again["log_likelihood"] == cell["log_likelihood"]
+        assert again["reused_from"] == str(first / "transfer.json")
+    new = by_path[str(Path(dood1).resolve())]
+    assert "reused_from" not in new and new["num_examples"] == 3
+    assert "reused from" in capsys.readouterr().out
+    rows = {row["model"]: row for row in result["table"]}
+    assert rows["dood"]["num_checkpoints"] == 2
+    # another K is another protocol: refused before any work, naming the file and the field
+    never = tmp_path / "never"
+    bad = [*argv, "--out", str(never), *reuse, "--iwae-samples", "3"]
+    assert tasks.cli.main(bad) == 1
+    err = capsys.readouterr().err
+    assert "--reuse" in err and "'iwae_samples' is 2 there and 3 here" in err
+    assert not never.exists()
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    assert tasks.cli.main([*argv, "--out", str(never), "--reuse", str(broken)]) == 1
+    assert "not a readable transfer.json" in capsys.readouterr().err and not never.exists()
+
+
 def test_transfer_to_a_file_dataset(tmp_path: Path, real_data_dir: Path) -> None:
     model, guide, config = tiny_dood_pair(SIZE)
     path = _save(tmp_path / "dood.pt", "dood", config, model, guide)

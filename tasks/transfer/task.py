@@ -8,11 +8,16 @@ examples/s timed per cell). Checkpoints of one source (seeds) give the mean ± s
 (:mod:`tasks.transfer.table`), with the official DooD numbers beside them, labelled. Writes
 ``transfer.json``, ``transfer_heatmap.png`` and ``transfer_reconstructions.png`` under
 ``--out``. Checkpoints, targets and every data file are checked before any evaluation.
+
+``--reuse transfer.json`` takes the cells of an earlier table that were made by the same
+protocol (K, number of examples, seed) from the same checkpoint file at the same step, so adding
+a seed or a source evaluates only the new cells (each reused cell records where it came from).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -85,6 +90,12 @@ class TransferOptions(DataOptions):
     )
     num_pictures: int = option(4, "target images per target in the picture", check=positive)
     out: str = option("runs/transfer", "output folder")
+    reuse: str | None = option(
+        None,
+        "an earlier transfer.json whose cells of the same checkpoint, step, target, K, "
+        "number of examples and seed are taken instead of evaluated again",
+        metavar="JSON",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -118,6 +129,45 @@ def check_transfer_checkpoint(checkpoint: Checkpoint) -> str:
     if not isinstance(dataset, str):
         raise ValueError(f"transfer: {checkpoint.path} does not record its training dataset")
     return canonical_dataset(dataset)
+
+
+REUSE_PROTOCOL = ("iwae_samples", "num_examples", "seed")
+
+
+def read_reusable_cells(path: str | Path, options: TransferOptions) -> list[dict[str, Any]]:
+    """The cells of an earlier ``transfer.json`` made with this run's protocol
+    (:data:`REUSE_PROTOCOL`); ``ValueError`` naming the file and field for anything else."""
+    path = Path(path)
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"--reuse {path}: not a readable transfer.json ({error})") from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("cells"), list):
+        raise ValueError(f"--reuse {path}: expected a transfer.json with a 'cells' list")
+    found = {
+        "iwae_samples": earlier.get("iwae_samples"),
+        "num_examples": earlier.get("num_examples"),
+        "seed": (earlier.get("settings") or {}).get("seed"),
+    }
+    for name in REUSE_PROTOCOL:
+        if found[name] != getattr(options, name):
+            raise ValueError(
+                f"--reuse {path}: field {name!r} is {found[name]!r} there and "
+                f"{getattr(options, name)!r} here; only cells of the same protocol are reused"
+            )
+    return earlier["cells"]
+
+
+def _reusable(
+    cells: list[dict[str, Any]], checkpoint: Checkpoint, target: str
+) -> dict[str, Any] | None:
+    """The earlier cell of this checkpoint file (resolved path) at its step on ``target``."""
+    path = str(Path(checkpoint.path).resolve())
+    for cell in cells:
+        same_file = str(Path(cell.get("checkpoint", "")).resolve()) == path
+        if same_file and cell.get("step") == checkpoint.step and cell.get("target") == target:
+            return cell
+    return None
 
 
 def _load_targets(
@@ -185,6 +235,7 @@ def run_transfer(options: TransferOptions) -> dict[str, Any]:
     started = time.perf_counter()
     checkpoints = [read_checkpoint(path, map_location="cpu") for path in options.checkpoints]
     sources = [check_transfer_checkpoint(c) for c in checkpoints]
+    earlier = read_reusable_cells(options.reuse, options) if options.reuse else []
     data = _load_targets(checkpoints, options)
     cells: list[dict[str, Any]] = []
     recon_rows: dict[Any, tuple[str, dict[str, Tensor]]] = {}
@@ -193,8 +244,13 @@ def run_transfer(options: TransferOptions) -> dict[str, Any]:
         model, guide = spec.restore(checkpoint, options.device)
         size = int(checkpoint.model_config["height"])
         for target in options.targets:
-            say(f"transfer: {checkpoint.model} ({source}) {checkpoint.path} -> {target}")
-            cell = _cell(checkpoint, source, model, guide, data[target, size], target, options)
+            cell = _reusable(earlier, checkpoint, target)
+            if cell is not None:
+                say(f"transfer: {checkpoint.path} -> {target}: reused from {options.reuse}")
+                cell = {**cell, "reused_from": str(options.reuse)}
+            else:
+                say(f"transfer: {checkpoint.model} ({source}) {checkpoint.path} -> {target}")
+                cell = _cell(checkpoint, source, model, guide, data[target, size], target, options)
             cells.append(cell)
             key = source_key(cell)
             if key not in recon_rows or recon_rows[key][1].get(target) is None:
