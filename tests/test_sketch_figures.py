@@ -259,3 +259,40 @@ def test_malformed_input_errors_name_the_cell(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported figure format"):
         save_sketch_grid(tmp_path / "e.xyz", [[TWO_STROKES]])
     assert not list(tmp_path.iterdir())
+
+
+def _learning_curve_example():
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "sketch_rnn_learning_curve.py"
+    spec = importlib.util.spec_from_file_location("sketch_rnn_learning_curve", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_learning_curve_keeps_the_last_validation_record_of_each_step(tmp_path: Path) -> None:
+    import json
+
+    example = _learning_curve_example()
+    rows = [
+        {"step": 10, "loss": 1.0, "L_R": 0.9},  # a training record: not on the curve
+        {"step": 500, "valid_L_R": 0.7, "valid_L_KL": 0.5, "valid_loss": 0.95},
+        {"step": 1000, "valid_L_R": 0.6, "valid_L_KL": 0.4, "valid_loss": 0.8},
+        {"step": 500, "valid_L_R": 0.65, "valid_L_KL": 0.45, "valid_loss": 0.9},  # resumed
+    ]
+    metrics = tmp_path / "metrics.jsonl"
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    curve = example.validation_curve(metrics)
+    assert [r["step"] for r in curve] == [500, 1000]
+    assert curve[0]["valid_L_R"] == 0.65
+    out = example.main(["--run", f"a={metrics}", "--out", str(tmp_path / "curve.png")])
+    assert imread(out).shape[0] > 100
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text(json.dumps(rows[0]) + "\n")
+    with pytest.raises(SystemExit, match="no validation records"):
+        example.validation_curve(empty)
+    with pytest.raises(SystemExit):  # LABEL=PATH is required
+        example.main(["--run", str(metrics), "--out", str(tmp_path / "x.png")])

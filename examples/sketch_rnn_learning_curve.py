@@ -1,0 +1,78 @@
+"""sketch-rnn's learning curves: validation L_R (Eq. 9) and L_KL (Eq. 10) against training steps
+for one or more runs (their ``metrics.jsonl``), beside L_R = 0 (the paper's Table 1 values at
+convergence are all negative) and the KL_min floor.
+
+    python examples/sketch_rnn_learning_curve.py --run medium=runs/medium/metrics.jsonl \\
+        --run small=runs/small/metrics.jsonl --out examples/figures/sketch_rnn_sheep_curve.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from tasks.figures import prepare_path  # noqa: E402
+
+
+def validation_curve(metrics: Path) -> list[dict[str, float]]:
+    """The validation records of a run's ``metrics.jsonl``, one per step (a resumed run's
+    last record of a step wins), in step order."""
+    by_step: dict[int, dict[str, float]] = {}
+    for number, line in enumerate(metrics.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"{metrics}: line {number} is not JSON ({error})") from None
+        if "valid_L_R" in row:
+            by_step[int(row["step"])] = {
+                k: row[k] for k in ("step", "valid_L_R", "valid_L_KL", "valid_loss")
+            }
+    if not by_step:
+        raise SystemExit(f"{metrics}: no validation records (valid_L_R); was --validate-every 0?")
+    return [by_step[s] for s in sorted(by_step)]
+
+
+def _run(text: str) -> tuple[str, Path]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH/metrics.jsonl, found {text!r}")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{path}: no such metrics file")
+    return label, Path(path)
+
+
+def main(argv: list[str] | None = None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=_run, action="append", required=True, metavar="LABEL=PATH")
+    parser.add_argument("--kl-min", type=float, default=0.2, help="the KL floor drawn")
+    parser.add_argument("--title", default="sketch-rnn on aaron_sheep (validation)")
+    parser.add_argument("--out", required=True, help="picture file")
+    args = parser.parse_args(argv)
+    curves = {label: validation_curve(path) for label, path in args.run}
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8, 3.2))
+    for label, curve in curves.items():
+        steps = [r["step"] for r in curve]
+        left.plot(steps, [r["valid_L_R"] for r in curve], ".-", label=label)
+        right.plot(steps, [r["valid_L_KL"] for r in curve], ".-", label=label)
+    left.axhline(0.0, color="k", ls="--", lw=1, label="L_R = 0 (paper: < 0)")
+    right.axhline(args.kl_min, color="k", ls=":", lw=1, label=f"KL_min = {args.kl_min}")
+    left.set(xlabel="training steps (batch 100)", ylabel="L_R (Eq. 9)")
+    right.set(xlabel="training steps (batch 100)", ylabel="L_KL (Eq. 10)")
+    for ax in (left, right):
+        ax.legend(fontsize=8)
+    fig.suptitle(args.title, fontsize=10)
+    fig.tight_layout()
+    out = prepare_path(args.out)
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
