@@ -46,6 +46,7 @@ def _cell(model: str, source: str, target: str, value: float, seed: int) -> dict
         "num_examples": 10,
         "iwae_samples": 200,
         "examples_per_second": 2.0 + seed,
+        "step": 1000 + seed,
     }
 
 
@@ -64,6 +65,7 @@ def test_table_gives_mean_and_sd_over_seeds_with_official_references() -> None:
     assert mm["mean"] == pytest.approx(7133.333333) and mm["num_checkpoints"] == 3
     assert mm["sd"] == pytest.approx(152.7525, rel=1e-6)  # sample sd (ddof = 1)
     assert mm["examples_per_second"] == pytest.approx(3.0)
+    assert mm["steps"] == [1000, 1001, 1002]
     assert mm["official"]["mean"] == 7094 and mm["official"]["sd"] == 65
     assert "REFERENCE, not ours" in mm["official"]["label"]
     assert by["dood", "omniglot"]["official"]["mean"] == 4808

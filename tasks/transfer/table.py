@@ -78,7 +78,9 @@ def summarise_cells(
 ) -> list[dict[str, Any]]:
     """One row per (source, target), sources in sorted order and targets in ``targets``
     order: ``source``, ``target``, ``mean``, ``sd``, ``num_checkpoints``, ``values``,
-    ``checkpoints``, ``examples_per_second`` (mean), ``official`` (:func:`official_reference`)."""
+    ``checkpoints``, ``steps`` (each checkpoint's training steps: seeds trained for one
+    wall-time budget end at different steps), ``examples_per_second`` (mean), ``official``
+    (:func:`official_reference`)."""
     groups: dict[tuple[SourceKey, str], list[dict[str, Any]]] = {}
     for cell in cells:
         groups.setdefault((source_key(cell), cell["target"]), []).append(cell)
@@ -100,6 +102,7 @@ def summarise_cells(
                 "num_checkpoints": len(found),
                 "values": values,
                 "checkpoints": [c["checkpoint"] for c in found],
+                "steps": [c.get("step") for c in found],
                 "num_examples": found[0]["num_examples"],
                 "iwae_samples": found[0]["iwae_samples"],
                 "examples_per_second": float(np.mean([c["examples_per_second"] for c in found])),
