@@ -117,6 +117,11 @@ class TableOptions:
     )
     results: str = option("examples/results", "folder of the summary JSON")
     pictures: bool = option(False, "write each setting's pictures")
+    continue_settings: bool = option(
+        False,
+        "continue each setting from the checkpoint.pt in its folder under --out, where there "
+        "is one, to --steps (equal steps over several sessions)",
+    )
 
 
 #: this script's budget defaults (see the module doc), over the family's
@@ -164,18 +169,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _train_setting(name: str, args: argparse.Namespace, out: Path) -> dict:
     model, w_kl = SETTINGS[name]
     config = args.config if model == "sketch-rnn" else f"{args.config}_decoder"
+    folder = out / name.replace("=", "_")
+    checkpoint = folder / "checkpoint.pt"
+    resume = str(checkpoint) if args.continue_settings and checkpoint.is_file() else None
     run = options_from(
         RunOptions,
         args,
         config=config,
-        out=str(out / name.replace("=", "_")),
+        out=str(folder),
         checkpoint_every=args.validate_every,
+        resume=resume,
     )
     if model == "sketch-rnn":
         options = options_from(SketchRNNOptions, args, w_kl=w_kl)
     else:
         options = options_from(SketchDecoderOptions, args)
-    print(f"== {name}: {model} [{config}]")
+    print(f"== {name}: {model} [{config}]" + (f", continued from {resume}" if resume else ""))
     start = time.perf_counter()
     result = train(FAMILY, model, run, options)
     keep = ("L_R", "L_R_stderr", "L_KL", "L_KL_stderr", "loss", "elbo_nats_per_sketch")
