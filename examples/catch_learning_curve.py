@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.figures import prepare_path  # noqa: E402
+from tasks.figures import save_curve  # noqa: E402
 
 FRAMES_PER_GAME = 23  # the screens x_1 … x_23 acted on (24×24 screen)
 
@@ -46,11 +46,7 @@ def main(argv: list[str] | None = None) -> Path:
     ax.set_ylabel("rate")
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    out = prepare_path(args.out)
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
-    return out
+    return save_curve(fig, args.out)
 
 
 if __name__ == "__main__":

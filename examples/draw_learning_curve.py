@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.figures import prepare_path  # noqa: E402
+from tasks.figures import save_curve  # noqa: E402
 
 TRAIN_IMAGES = 50_000  # binarized MNIST training split
 
@@ -48,11 +48,7 @@ def main(argv: list[str] | None = None) -> Path:
     ax.axhline(80.97, color="k", ls="--", lw=1, label="paper: DRAW ≤ 80.97")
     ax.set(xlabel="epochs", ylabel="nats", ylim=(75, 140), title="DRAW (Table 3 MNIST model)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = prepare_path(args.out)
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
-    return out
+    return save_curve(fig, args.out)
 
 
 if __name__ == "__main__":

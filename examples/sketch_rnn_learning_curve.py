@@ -17,7 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.figures import prepare_path  # noqa: E402
+from tasks.figures import save_curve  # noqa: E402
 
 
 def validation_curve(metrics: Path) -> list[dict[str, float]]:
@@ -67,11 +67,7 @@ def main(argv: list[str] | None = None) -> Path:
     for ax in (left, right):
         ax.legend(fontsize=8)
     fig.suptitle(args.title, fontsize=10)
-    fig.tight_layout()
-    out = prepare_path(args.out)
-    fig.savefig(out, dpi=110)
-    print(f"wrote {out}")
-    return out
+    return save_curve(fig, args.out)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ __all__ = [
     "attention_linewidths",
     "nearest_neighbours",
     "save_attention_steps",
+    "save_curve",
     "save_generation_sequences",
     "save_image_grid",
     "save_samples_with_nearest",
@@ -105,6 +106,16 @@ def prepare_path(path: PathLike) -> Path:
             f"{sorted('.' + k for k in supported)}"
         )
     out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def save_curve(fig: Figure, path: PathLike, dpi: int = 110) -> Path:
+    """Lay out and write a matplotlib figure (the examples' learning curves); prints and
+    returns the written path (``.png`` if ``path`` has no suffix)."""
+    fig.tight_layout()
+    out = prepare_path(path)
+    fig.savefig(out, dpi=dpi)
+    print(f"wrote {out}")
     return out
 
 
