@@ -158,16 +158,17 @@ def read_reusable_cells(path: str | Path, options: TransferOptions) -> list[dict
     return earlier["cells"]
 
 
-def _reusable(
-    cells: list[dict[str, Any]], checkpoint: Checkpoint, target: str
-) -> dict[str, Any] | None:
-    """The earlier cell of this checkpoint file (resolved path) at its step on ``target``."""
-    path = str(Path(checkpoint.path).resolve())
-    for cell in cells:
-        same_file = str(Path(cell.get("checkpoint", "")).resolve()) == path
-        if same_file and cell.get("step") == checkpoint.step and cell.get("target") == target:
-            return cell
-    return None
+CellKey = tuple[str, Any, Any]
+
+
+def _cell_key(checkpoint: str | Path, step: Any, target: Any) -> CellKey:
+    """What identifies a cell across runs: the checkpoint file (resolved path), step, target."""
+    return str(Path(checkpoint).resolve()), step, target
+
+
+def _index_cells(cells: list[dict[str, Any]]) -> dict[CellKey, dict[str, Any]]:
+    """Earlier cells by :func:`_cell_key` (built once; each path is resolved once)."""
+    return {_cell_key(c.get("checkpoint", ""), c.get("step"), c.get("target")): c for c in cells}
 
 
 def _load_targets(
@@ -235,7 +236,7 @@ def run_transfer(options: TransferOptions) -> dict[str, Any]:
     started = time.perf_counter()
     checkpoints = [read_checkpoint(path, map_location="cpu") for path in options.checkpoints]
     sources = [check_transfer_checkpoint(c) for c in checkpoints]
-    earlier = read_reusable_cells(options.reuse, options) if options.reuse else []
+    earlier = _index_cells(read_reusable_cells(options.reuse, options) if options.reuse else [])
     data = _load_targets(checkpoints, options)
     cells: list[dict[str, Any]] = []
     recon_rows: dict[Any, tuple[str, dict[str, Tensor]]] = {}
@@ -244,7 +245,7 @@ def run_transfer(options: TransferOptions) -> dict[str, Any]:
         model, guide = spec.restore(checkpoint, options.device)
         size = int(checkpoint.model_config["height"])
         for target in options.targets:
-            cell = _reusable(earlier, checkpoint, target)
+            cell = earlier.get(_cell_key(checkpoint.path, checkpoint.step, target))
             if cell is not None:
                 say(f"transfer: {checkpoint.path} -> {target}: reused from {options.reuse}")
                 cell = {**cell, "reused_from": str(options.reuse)}
