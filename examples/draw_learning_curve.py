@@ -1,9 +1,14 @@
-"""DRAW's learning curve on binarized MNIST: validation ELBO (from a run's ``metrics.jsonl``) and
-the test IWAE bounds (the result JSONs of ``examples/draw_mnist.py`` at each resume) against
-epochs, beside the paper's 80.97 nats (Gregor et al. 2015, Table 2).
+"""DRAW's learning curves on binarized MNIST: for each run, the validation −ELBO (its
+``metrics.jsonl``) and the test NLL bounds (the ``curve`` of the result JSON that
+``examples/draw_mnist.py`` extends at each resume) against epochs, beside the paper's bound for
+that run's config (Gregor et al. 2015, Table 2: 80.97 nats with attention, 87.40 without).
 
-    python examples/draw_learning_curve.py --metrics runs/draw_mnist/metrics.jsonl \\
-        --points examples/results/draw_mnist_mnist.json --out examples/figures/draw_mnist_curve.png
+    python examples/draw_learning_curve.py \\
+        --run attention=runs/draw_mnist/metrics.jsonl \\
+        --points attention=examples/results/draw_mnist_mnist.json \\
+        --run "no attention=runs/draw_mnist_na/metrics.jsonl" \\
+        --points "no attention=examples/results/draw_mnist_mnist_no_attention.json" \\
+        --out examples/figures/draw_mnist_curve.png
 """
 
 from __future__ import annotations
@@ -17,37 +22,68 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.figures import save_curve  # noqa: E402
+from tasks.figures import metric_rows, save_curve  # noqa: E402
 
 TRAIN_IMAGES = 50_000  # binarized MNIST training split
 
 
+def _labelled_file(text: str) -> tuple[str, Path]:
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, found {text!r}")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{path}: no such file")
+    return label, Path(path)
+
+
+def nll_points(result: Path) -> tuple[list[dict], float | None]:
+    """The ``curve`` points (epochs, nll, stderr) of a ``draw_mnist.py`` result JSON and the
+    paper's bound it records; a JSON without ``curve`` is one point (its final evaluation)."""
+    summary = json.loads(result.read_text())
+    curve = summary.get("curve")
+    if curve is None:
+        if "nll" not in summary or "epochs" not in summary:
+            raise SystemExit(f"{result}: expected 'curve' or 'nll' and 'epochs', found neither")
+        curve = [{"epochs": summary["epochs"], "nll": summary["nll"],
+                  "stderr": summary.get("log_likelihood_stderr", 0.0)}]  # fmt: skip
+    return curve, summary.get("paper_nll_upper_bound")
+
+
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--metrics", required=True, help="metrics.jsonl of the run")
-    parser.add_argument("--points", required=True, help="result JSON with a 'curve' list")
+    parser.add_argument("--run", type=_labelled_file, action="append", required=True,
+                        metavar="LABEL=METRICS", help="a run's metrics.jsonl")  # fmt: skip
+    parser.add_argument("--points", type=_labelled_file, action="append", default=[],
+                        metavar="LABEL=JSON", help="its draw_mnist.py result JSON")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--ylim", type=float, nargs=2, default=(75.0, 140.0))
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    rows = [json.loads(line) for line in Path(args.metrics).read_text().splitlines()]
-    valid = [
-        (r["step"] * args.batch_size / TRAIN_IMAGES, -r["valid_elbo"])
-        for r in rows
-        if "valid_elbo" in r
-    ]
-    curve = json.loads(Path(args.points).read_text())["curve"]
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot(*zip(*valid, strict=True), ".-", label="−ELBO, validation (1 sample)")
-    ax.errorbar(
-        [p["epochs"] for p in curve],
-        [p["nll"] for p in curve],
-        yerr=[p["stderr"] for p in curve],
-        fmt="o",
-        label="NLL ≤ (IWAE K=200, test)",
-    )
-    ax.axhline(80.97, color="k", ls="--", lw=1, label="paper: DRAW ≤ 80.97")
-    ax.set(xlabel="epochs", ylabel="nats", ylim=(75, 140), title="DRAW (Table 3 MNIST model)")
-    ax.legend(fontsize=8)
+    runs = dict(args.run)
+    unknown = sorted(set(dict(args.points)) - set(runs))
+    if unknown:
+        parser.error(f"--points {unknown[0]}=…: no --run with that label (have {sorted(runs)})")
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    bounds: dict[float, str] = {}
+    for index, (label, metrics) in enumerate(runs.items()):
+        colour = f"C{index}"
+        valid = metric_rows(metrics, "valid_elbo")
+        epochs = [r["step"] * args.batch_size / TRAIN_IMAGES for r in valid]
+        ax.plot(epochs, [-r["valid_elbo"] for r in valid], ".-", color=colour, ms=3, lw=1,
+                label=f"{label}: −ELBO, validation")  # fmt: skip
+        for name, result in args.points:
+            if name != label:
+                continue
+            curve, bound = nll_points(result)
+            ax.errorbar([p["epochs"] for p in curve], [p["nll"] for p in curve],
+                        yerr=[p["stderr"] for p in curve], fmt="o", color=colour,
+                        mec="k", label=f"{label}: NLL ≤ (IWAE K=200, test)")  # fmt: skip
+            if bound is not None:
+                bounds.setdefault(bound, colour)
+    for bound, colour in bounds.items():
+        ax.axhline(bound, color=colour, ls="--", lw=1, label=f"paper ≤ {bound}")
+    ax.set(xlabel="epochs", ylabel="nats", ylim=tuple(args.ylim), title="DRAW, binarized MNIST")
+    ax.legend(fontsize=7)
     return save_curve(fig, args.out)
 
 

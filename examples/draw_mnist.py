@@ -53,6 +53,23 @@ def _parse(argv: list[str] | None):
     return replace(run, out=out, max_seconds=run.max_seconds or args.minutes * 60), options, args
 
 
+def _curve(path: Path, run, summary: dict) -> list[dict]:
+    """The test-NLL points of this run so far: those of ``path`` when this call resumes the run
+    that wrote it (same config and steps before this one), then this call's point."""
+    point = {key: summary[key] for key in ("epochs", "steps", "nll", "train_minutes", "command")}
+    point["stderr"] = summary["log_likelihood_stderr"]
+    earlier: list[dict] = []
+    if run.resume and path.exists():
+        before = json.loads(path.read_text())
+        same_run = before.get("config") == run.config and before.get("steps", 0) < point["steps"]
+        if same_run:
+            earlier = before.get("curve") or [
+                {key: before[key] for key in point if key in before}
+                | {"stderr": before.get("log_likelihood_stderr")}
+            ]
+    return [*earlier, point]
+
+
 def main(argv: list[str] | None = None) -> dict:
     run, options, args = _parse(argv)
     start = time.perf_counter()
@@ -72,12 +89,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     results = Path(args.results)
     summary = {k: v for k, v in result.items() if k != "per_example"}
+    summary["curve"] = _curve(results / f"draw_mnist_{run.config}.json", run, summary)
     write_json(summary, results / f"draw_mnist_{run.config}.json")
     write_json(result, out / "eval_iwae.json")
     figures = results.parent / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    for name in ("generation", "nearest"):
-        shutil.copy(out / f"{name}.png", figures / f"draw_mnist_{run.config}_{name}.png")
+    for name in ("generation", "nearest"):  # absent with --no-pictures
+        if (out / f"{name}.png").exists():
+            shutil.copy(out / f"{name}.png", figures / f"draw_mnist_{run.config}_{name}.png")
     print(json.dumps({k: summary[k] for k in ("nll", "elbo", "steps", "epochs")}, indent=1))
     return result
 

@@ -9,7 +9,6 @@ convergence are all negative) and the KL_min floor.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -17,25 +16,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.figures import save_curve  # noqa: E402
+from tasks.figures import metric_rows, save_curve  # noqa: E402
 
 
 def validation_curve(metrics: Path) -> list[dict[str, float]]:
-    """The validation records of a run's ``metrics.jsonl``, one per step (a resumed run's
-    last record of a step wins), in step order."""
-    by_step: dict[int, dict[str, float]] = {}
-    for number, line in enumerate(metrics.read_text().splitlines(), 1):
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise SystemExit(f"{metrics}: line {number} is not JSON ({error})") from None
-        if "valid_L_R" in row:
-            by_step[int(row["step"])] = {
-                k: row[k] for k in ("step", "valid_L_R", "valid_L_KL", "valid_loss")
-            }
-    if not by_step:
-        raise SystemExit(f"{metrics}: no validation records (valid_L_R); was --validate-every 0?")
-    return [by_step[s] for s in sorted(by_step)]
+    """The validation records (L_R, L_KL, loss) of a run's ``metrics.jsonl`` in step order."""
+    keys = ("step", "valid_L_R", "valid_L_KL", "valid_loss")
+    return [{k: row[k] for k in keys} for row in metric_rows(metrics, "valid_L_R")]
 
 
 def _run(text: str) -> tuple[str, Path]:

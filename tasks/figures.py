@@ -16,6 +16,7 @@ importing this module never touches the global pyplot backend. Layouts are exact
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -107,6 +108,23 @@ def prepare_path(path: PathLike) -> Path:
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def metric_rows(metrics: PathLike, key: str) -> list[dict]:
+    """The records of a run's ``metrics.jsonl`` that hold ``key`` (e.g. ``valid_elbo``), one per
+    step — the last record of a step wins, as after a resume — in step order."""
+    path = Path(metrics)
+    by_step: dict[int, dict] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"{path}: line {number} is not JSON ({error})") from None
+        if key in row:
+            by_step[int(row["step"])] = row
+    if not by_step:
+        raise SystemExit(f"{path}: no records with {key!r}; was --validate-every 0?")
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def save_curve(fig: Figure, path: PathLike, dpi: int = 110) -> Path:

@@ -292,7 +292,7 @@ def test_learning_curve_keeps_the_last_validation_record_of_each_step(tmp_path: 
     assert imread(out).shape[0] > 100
     empty = tmp_path / "empty.jsonl"
     empty.write_text(json.dumps(rows[0]) + "\n")
-    with pytest.raises(SystemExit, match="no validation records"):
+    with pytest.raises(SystemExit, match="no records with .valid_L_R."):
         example.validation_curve(empty)
     with pytest.raises(SystemExit):  # LABEL=PATH is required
         example.main(["--run", str(metrics), "--out", str(tmp_path / "x.png")])
