@@ -22,18 +22,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.figures import metric_rows, save_curve  # noqa: E402
+from tasks.figures import labelled_file, metric_rows, save_curve  # noqa: E402
 
 TRAIN_IMAGES = 50_000  # binarized MNIST training split
-
-
-def _labelled_file(text: str) -> tuple[str, Path]:
-    label, sep, path = text.partition("=")
-    if not sep or not label or not path:
-        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, found {text!r}")
-    if not Path(path).is_file():
-        raise argparse.ArgumentTypeError(f"{path}: no such file")
-    return label, Path(path)
 
 
 def nll_points(result: Path) -> tuple[list[dict], float | None]:
@@ -51,9 +42,9 @@ def nll_points(result: Path) -> tuple[list[dict], float | None]:
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=_labelled_file, action="append", required=True,
+    parser.add_argument("--run", type=labelled_file, action="append", required=True,
                         metavar="LABEL=METRICS", help="a run's metrics.jsonl")  # fmt: skip
-    parser.add_argument("--points", type=_labelled_file, action="append", default=[],
+    parser.add_argument("--points", type=labelled_file, action="append", default=[],
                         metavar="LABEL=JSON", help="its draw_mnist.py result JSON")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--ylim", type=float, nargs=2, default=(75.0, 140.0))

@@ -16,7 +16,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tasks.figures import metric_rows, save_curve  # noqa: E402
+from tasks.figures import labelled_file, metric_rows, save_curve  # noqa: E402
 
 
 def validation_curve(metrics: Path) -> list[dict[str, float]]:
@@ -25,18 +25,11 @@ def validation_curve(metrics: Path) -> list[dict[str, float]]:
     return [{k: row[k] for k in keys} for row in metric_rows(metrics, "valid_L_R")]
 
 
-def _run(text: str) -> tuple[str, Path]:
-    label, sep, path = text.partition("=")
-    if not sep or not label or not path:
-        raise argparse.ArgumentTypeError(f"expected LABEL=PATH/metrics.jsonl, found {text!r}")
-    if not Path(path).is_file():
-        raise argparse.ArgumentTypeError(f"{path}: no such metrics file")
-    return label, Path(path)
-
-
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=_run, action="append", required=True, metavar="LABEL=PATH")
+    parser.add_argument(
+        "--run", type=labelled_file, action="append", required=True, metavar="LABEL=PATH"
+    )
     parser.add_argument("--kl-min", type=float, default=0.2, help="the KL floor drawn")
     parser.add_argument("--title", default="sketch-rnn on aaron_sheep (validation)")
     parser.add_argument("--out", required=True, help="picture file")

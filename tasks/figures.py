@@ -16,6 +16,7 @@ importing this module never touches the global pyplot backend. Layouts are exact
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -108,6 +109,16 @@ def prepare_path(path: PathLike) -> Path:
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def labelled_file(text: str) -> tuple[str, Path]:
+    """An argparse type for ``LABEL=PATH`` (a curve's label and an existing file)."""
+    label, sep, path = text.partition("=")
+    if not sep or not label or not path:
+        raise argparse.ArgumentTypeError(f"expected LABEL=PATH, found {text!r}")
+    if not Path(path).is_file():
+        raise argparse.ArgumentTypeError(f"{path}: no such file")
+    return label, Path(path)
 
 
 def metric_rows(metrics: PathLike, key: str) -> list[dict]:
