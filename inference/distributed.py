@@ -26,6 +26,7 @@ Outside ``torchrun`` (no ``WORLD_SIZE`` in the environment) everything here is t
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -95,10 +96,18 @@ def init_world(device: str | torch.device = "cpu") -> World:
     if not tdist.is_initialized():
         backend = "nccl" if torch.device(device).type == "cuda" else "gloo"
         tdist.init_process_group(backend)
+        # leave the group before the interpreter exits: a gloo group torn down by the exit
+        # itself can abort a rank ("terminate called without an active exception")
+        atexit.register(_leave_world)
     _WORLD = World(rank=tdist.get_rank(), size=tdist.get_world_size())
     if torch.device(device).type == "cuda":
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return _WORLD
+
+
+def _leave_world() -> None:
+    if tdist.is_initialized():
+        tdist.destroy_process_group()
 
 
 def set_world(value: World) -> None:
