@@ -9,6 +9,9 @@ that run's config (Gregor et al. 2015, Table 2: 80.97 nats with attention, 87.40
         --run "no attention=runs/draw_mnist_na/metrics.jsonl" \\
         --points "no attention=examples/results/draw_mnist_mnist_no_attention.json" \\
         --out examples/figures/draw_mnist_curve.png
+
+``--x steps`` plots against optimisation steps instead, for runs without a fixed training set
+(the two-digit 60×60 task draws new pairs every step); ``--title`` and ``--ylim`` set the rest.
 """
 
 from __future__ import annotations
@@ -28,16 +31,23 @@ TRAIN_IMAGES = 50_000  # binarized MNIST training split
 
 
 def nll_points(result: Path) -> tuple[list[dict], float | None]:
-    """The ``curve`` points (epochs, nll, stderr) of a ``draw_mnist.py`` result JSON and the
-    paper's bound it records; a JSON without ``curve`` is one point (its final evaluation)."""
+    """The ``curve`` points (epochs, steps, nll, stderr) of a ``draw_mnist.py`` result JSON and
+    the paper's bound it records; a JSON without ``curve`` (``draw_two_digits.py``'s) is one
+    point, its final evaluation."""
     summary = json.loads(result.read_text())
     curve = summary.get("curve")
     if curve is None:
-        if "nll" not in summary or "epochs" not in summary:
-            raise SystemExit(f"{result}: expected 'curve' or 'nll' and 'epochs', found neither")
-        curve = [{"epochs": summary["epochs"], "nll": summary["nll"],
-                  "stderr": summary.get("log_likelihood_stderr", 0.0)}]  # fmt: skip
+        if "nll" not in summary or not {"epochs", "steps"} & set(summary):
+            raise SystemExit(f"{result}: expected 'curve', or 'nll' with 'epochs' or 'steps'")
+        point = {key: summary.get(key) for key in ("epochs", "steps", "nll")}
+        curve = [{**point, "stderr": summary.get("log_likelihood_stderr", 0.0)}]
     return curve, summary.get("paper_nll_upper_bound")
+
+
+def _x(point: dict, axis: str, result: Path) -> float:
+    if point.get(axis) is None:
+        raise SystemExit(f"{result}: a test point has no {axis!r}; use --x with what it records")
+    return point[axis]
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -48,6 +58,9 @@ def main(argv: list[str] | None = None) -> Path:
                         metavar="LABEL=JSON", help="its draw_mnist.py result JSON")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--ylim", type=float, nargs=2, default=(75.0, 140.0))
+    parser.add_argument("--x", choices=("epochs", "steps"), default="epochs",
+                        help=f"x axis: epochs of {TRAIN_IMAGES:,} images, or steps")  # fmt: skip
+    parser.add_argument("--title", default="DRAW, binarized MNIST")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     runs = dict(args.run)
@@ -59,21 +72,22 @@ def main(argv: list[str] | None = None) -> Path:
     for index, (label, metrics) in enumerate(runs.items()):
         colour = f"C{index}"
         valid = metric_rows(metrics, "valid_elbo")
-        epochs = [r["step"] * args.batch_size / TRAIN_IMAGES for r in valid]
-        ax.plot(epochs, [-r["valid_elbo"] for r in valid], ".-", color=colour, ms=3, lw=1,
-                label=f"{label}: −ELBO, validation")  # fmt: skip
+        scale = args.batch_size / TRAIN_IMAGES if args.x == "epochs" else 1.0
+        ax.plot([r["step"] * scale for r in valid], [-r["valid_elbo"] for r in valid], ".-",
+                color=colour, ms=3, lw=1, label=f"{label}: −ELBO, validation")  # fmt: skip
         for name, result in args.points:
             if name != label:
                 continue
             curve, bound = nll_points(result)
-            ax.errorbar([p["epochs"] for p in curve], [p["nll"] for p in curve],
+            k = json.loads(result.read_text()).get("iwae_samples", 200)
+            ax.errorbar([_x(p, args.x, result) for p in curve], [p["nll"] for p in curve],
                         yerr=[p["stderr"] for p in curve], fmt="o", color=colour,
-                        mec="k", label=f"{label}: NLL ≤ (IWAE K=200, test)")  # fmt: skip
+                        mec="k", label=f"{label}: NLL ≤ (IWAE K={k}, test)")  # fmt: skip
             if bound is not None:
                 bounds.setdefault(bound, colour)
     for bound, colour in bounds.items():
         ax.axhline(bound, color=colour, ls="--", lw=1, label=f"paper ≤ {bound}")
-    ax.set(xlabel="epochs", ylabel="nats", ylim=tuple(args.ylim), title="DRAW, binarized MNIST")
+    ax.set(xlabel=args.x, ylabel="nats", ylim=tuple(args.ylim), title=args.title)
     ax.legend(fontsize=7)
     return save_curve(fig, args.out)
 

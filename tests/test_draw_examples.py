@@ -53,3 +53,14 @@ def test_resumed_runs_extend_the_nll_curve_and_the_figure_draws_them(tmp_path: P
     assert imread(out).shape[0] > 100
     with pytest.raises(SystemExit):  # --points for a label without --run
         figure.main(["--run", f"a={metrics}", "--points", f"c={path}", "--out", str(out)])
+
+    # a two-digit-style result (one final point, steps but no epochs) plots against steps only
+    single = tmp_path / "two_digits.json"
+    single.write_text(json.dumps({"nll": 400.0, "steps": 2, "iwae_samples": 20}))
+    assert figure.nll_points(single)[0] == [
+        {"epochs": None, "steps": 2, "nll": 400.0, "stderr": 0.0}
+    ]
+    argv = ["--run", f"a={metrics}", "--points", f"a={single}", "--out", str(out)]
+    assert imread(figure.main([*argv, "--x", "steps", "--title", "two digits"])).shape[0] > 100
+    with pytest.raises(SystemExit, match="no 'epochs'"):
+        figure.main(argv)
