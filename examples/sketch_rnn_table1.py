@@ -30,9 +30,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from tasks.data.strokes import STROKE_DATASETS
+from tasks.evaluate import stderr
 from tasks.options import RunOptions, add_options, option, options_from
 from tasks.results import write_json
 from tasks.sketch_rnn import FAMILY
@@ -108,6 +110,44 @@ def _checks(results: dict[str, dict]) -> dict[str, bool]:
     return out
 
 
+#: the orderings of sec. 4 as (loss, setting expected higher, setting expected lower)
+PAPER_ORDERINGS: tuple[tuple[str, str, str], ...] = (
+    ("L_R", "w_kl=1.00", "w_kl=0.50"),
+    ("L_R", "w_kl=0.50", "w_kl=0.25"),
+    ("L_KL", "w_kl=0.50", "w_kl=1.00"),
+    ("L_KL", "w_kl=0.25", "w_kl=0.50"),
+    ("L_R", "decoder_only", "w_kl=1.00"),
+    ("L_R", "decoder_only", "w_kl=0.50"),
+    ("L_R", "decoder_only", "w_kl=0.25"),
+)
+
+
+def paired_differences(per_sketch: dict[str, dict[str, list[float]]]) -> dict[str, dict]:
+    """Each ordering of :data:`PAPER_ORDERINGS` whose two settings were run, judged by the
+    per-sketch difference ``higher − lower`` on the same test sketches: its mean, standard
+    error and a verdict — ``"as paper"`` when the mean is above 2 standard errors, ``"against
+    paper"`` below −2, else ``"unresolved"`` (the budget cannot tell the order apart)."""
+    out = {}
+    for loss, high, low in PAPER_ORDERINGS:
+        if high not in per_sketch or low not in per_sketch:
+            continue
+        a, b = (np.asarray(per_sketch[k][loss], dtype=np.float64) for k in (high, low))
+        if a.shape != b.shape:
+            raise ValueError(
+                f"paired_differences: {high} has {a.size} test sketches, {low} {b.size}; "
+                "the settings must be evaluated on the same sketches (--eval-examples, --seed)"
+            )
+        d = a - b
+        mean, se = float(d.mean()), stderr(d)
+        verdict = "as paper" if mean > 2 * se else "against paper" if mean < -2 * se else None
+        out[f"{loss}: {high} − {low}"] = {
+            "mean": mean,
+            "stderr": se,
+            "verdict": verdict or "unresolved",
+        }
+    return out
+
+
 @dataclass
 class TableOptions:
     """What only this example has: which settings, and where the summary goes."""
@@ -166,7 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _train_setting(name: str, args: argparse.Namespace, out: Path) -> dict:
+def _train_setting(name: str, args: argparse.Namespace, out: Path) -> tuple[dict, dict]:
+    """One setting trained (or continued) and evaluated: its table row and its per-sketch test
+    losses."""
     model, w_kl = SETTINGS[name]
     config = args.config if model == "sketch-rnn" else f"{args.config}_decoder"
     folder = out / name.replace("=", "_")
@@ -200,13 +242,15 @@ def _train_setting(name: str, args: argparse.Namespace, out: Path) -> dict:
         num_test_examples=result["num_examples"],
         wall_seconds=time.perf_counter() - start,
     )
-    return row
+    return row, result["per_sketch"]
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
-    results = {name: _train_setting(name, args, out) for name in args.settings}
+    trained = {name: _train_setting(name, args, out) for name in args.settings}
+    results = {name: row for name, (row, _) in trained.items()}
+    paired = paired_differences({name: losses for name, (_, losses) in trained.items()})
     key = ", ".join(args.classes) if args.classes and args.dataset == ["quickdraw"] else None
     summary = {
         "experiment": "sketch-rnn Table 1: L_R and L_KL vs w_KL, and decoder-only L_R (test)",
@@ -215,6 +259,7 @@ def main(argv: list[str] | None = None) -> dict:
         "config": args.config,
         "settings": results,
         "checks": _checks(results),
+        "paired_differences": paired,
         "budget": {
             "max_seconds_per_setting": args.max_seconds,
             "max_steps": args.steps,
@@ -248,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"log p(S) {r['log_likelihood_nats_per_sketch']}"
         )
     print(summary["checks"])
+    for name, d in paired.items():
+        print(f"{name}: {d['mean']:+.4f} ± {d['stderr']:.4f} ({d['verdict']})")
     return summary
 
 

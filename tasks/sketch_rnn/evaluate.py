@@ -78,7 +78,8 @@ def evaluate_sketch_split(
 ) -> dict[str, Any]:
     """Test-set numbers of a trained sketch-rnn on a fixed random subset of ``data``:
     ``L_R``, ``L_KL`` and ``loss = L_R + w_KL L_KL`` (appendix Eq. 3), the ELBO and the IWAE
-    ``log p(S)`` (``iwae_samples`` = K; 0 skips it), both in nats per sketch. JSON-ready."""
+    ``log p(S)`` (``iwae_samples`` = K; 0 skips it), both in nats per sketch, and ``per_sketch``
+    ``L_R`` and ``L_KL`` lists. JSON-ready."""
     c = model.config
     if data.scale_factor != c.scale_factor and c.scale_factor is not None:
         raise ValueError(
@@ -104,6 +105,9 @@ def evaluate_sketch_split(
         "loss": float((losses["L_R"] + w_kl * losses["L_KL"]).mean()),
         "elbo_nats_per_sketch": float(losses["elbo"].mean()),
         "units": "offsets divided by scale_factor; L_R, L_KL per N_max and N_z (Eqs. 9-10)",
+        # per sketch, in the subset's order (the same sketches for every model at this seed), so
+        # that two models can be compared by paired differences
+        "per_sketch": {k: losses[k].tolist() for k in ("L_R", "L_KL")},
     }
     if iwae_samples > 0:
         k = iwae_samples if c.conditional else 1
