@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from inference.trainer import TrainingInterrupted
 from tasks.data.strokes import STROKE_DATASETS
 from tasks.evaluate import stderr
 from tasks.options import RunOptions, add_options, option, options_from
@@ -299,4 +300,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TrainingInterrupted as exc:  # the setting's checkpoint is written: --continue-settings
+        sys.exit(f"sketch_rnn_table1: stopped: {exc}; rerun with --continue-settings to go on")
