@@ -30,10 +30,10 @@ from tasks.figures import labelled_file, metric_rows, save_curve  # noqa: E402
 TRAIN_IMAGES = 50_000  # binarized MNIST training split
 
 
-def nll_points(result: Path) -> tuple[list[dict], float | None]:
-    """The ``curve`` points (epochs, steps, nll, stderr) of a ``draw_mnist.py`` result JSON and
-    the paper's bound it records; a JSON without ``curve`` (``draw_two_digits.py``'s) is one
-    point, its final evaluation."""
+def nll_points(result: Path) -> tuple[list[dict], float | None, int]:
+    """The ``curve`` points (epochs, steps, nll, stderr) of a ``draw_mnist.py`` result JSON, the
+    paper's bound and the IWAE K it records; a JSON without ``curve`` (``draw_two_digits.py``'s)
+    is one point, its final evaluation."""
     summary = json.loads(result.read_text())
     curve = summary.get("curve")
     if curve is None:
@@ -41,7 +41,7 @@ def nll_points(result: Path) -> tuple[list[dict], float | None]:
             raise SystemExit(f"{result}: expected 'curve', or 'nll' with 'epochs' or 'steps'")
         point = {key: summary.get(key) for key in ("epochs", "steps", "nll")}
         curve = [{**point, "stderr": summary.get("log_likelihood_stderr", 0.0)}]
-    return curve, summary.get("paper_nll_upper_bound")
+    return curve, summary.get("paper_nll_upper_bound"), summary.get("iwae_samples", 200)
 
 
 def _x(point: dict, axis: str, result: Path) -> float:
@@ -69,17 +69,16 @@ def main(argv: list[str] | None = None) -> Path:
         parser.error(f"--points {unknown[0]}=…: no --run with that label (have {sorted(runs)})")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     bounds: dict[float, str] = {}
+    scale = args.batch_size / TRAIN_IMAGES if args.x == "epochs" else 1.0  # x per step
     for index, (label, metrics) in enumerate(runs.items()):
         colour = f"C{index}"
         valid = metric_rows(metrics, "valid_elbo")
-        scale = args.batch_size / TRAIN_IMAGES if args.x == "epochs" else 1.0
         ax.plot([r["step"] * scale for r in valid], [-r["valid_elbo"] for r in valid], ".-",
                 color=colour, ms=3, lw=1, label=f"{label}: −ELBO, validation")  # fmt: skip
         for name, result in args.points:
             if name != label:
                 continue
-            curve, bound = nll_points(result)
-            k = json.loads(result.read_text()).get("iwae_samples", 200)
+            curve, bound, k = nll_points(result)
             ax.errorbar([_x(p, args.x, result) for p in curve], [p["nll"] for p in curve],
                         yerr=[p["stderr"] for p in curve], fmt="o", color=colour,
                         mec="k", label=f"{label}: NLL ≤ (IWAE K={k}, test)")  # fmt: skip

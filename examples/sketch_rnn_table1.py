@@ -140,12 +140,10 @@ def paired_differences(per_sketch: dict[str, dict[str, list[float]]]) -> dict[st
             )
         d = a - b
         mean, se = float(d.mean()), stderr(d)
-        verdict = "as paper" if mean > 2 * se else "against paper" if mean < -2 * se else None
-        out[f"{loss}: {high} − {low}"] = {
-            "mean": mean,
-            "stderr": se,
-            "verdict": verdict or "unresolved",
-        }
+        verdict = (
+            "as paper" if mean > 2 * se else "against paper" if mean < -2 * se else "unresolved"
+        )
+        out[f"{loss}: {high} − {low}"] = {"mean": mean, "stderr": se, "verdict": verdict}
     return out
 
 
