@@ -7,13 +7,14 @@ and a categorical over the pen state ``(p_1, p_2, p_3)``; Eq. 8 tempers them for
 (The reference TensorFlow code orders ``y`` differently: pen logits first, then one block of
 ``M`` per parameter. The layout of a learned linear output is arbitrary; we follow the paper.)
 
-:class:`StrokeSequence` is the distribution of a whole padded target sequence
-``S_1 … S_{N_max}`` (event shape ``(N_max, 5)``) given per-step outputs and the true lengths
-``N_s``. Its ``log_prob`` is exactly ``−N_max · L_R`` of Eq. 9: the offset term over the first
-``N_s`` steps and the pen term over all ``N_max`` steps. Targets exclude the start token
-``S_0 = (0, 0, 1, 0, 0)`` (:data:`START_TOKEN`), which is only a decoder input; steps after
-``N_s`` are ``(0, 0, 0, 0, 1)`` (:data:`END_TOKEN`). See :mod:`tasks.data.strokes` for the data
-side of these conventions.
+:class:`StrokeSequence` is the distribution of a whole padded target sequence ``S_1 … S_{N_max}``
+(event shape ``(N_max, 5)``) given per-step outputs and the true lengths ``N_s``. Its ``log_prob``
+is exactly ``−N_max · L_R`` of Eq. 9: the offset term over the first ``N_s`` steps and the pen term
+over all ``N_max`` steps (the reference code's evaluation model sums the pen term over the ``N_s``
+sketch rows only: ``reconstruction_loss(x, pen_rows="n_s")``, kept selectable so that its validation
+and test numbers can be compared). Targets exclude the start token ``S_0 = (0, 0, 1, 0, 0)``
+(:data:`START_TOKEN`), which is only a decoder input; steps after ``N_s`` are ``(0, 0, 0, 0, 1)``
+(:data:`END_TOKEN`). See :mod:`tasks.data.strokes` for the data side of these conventions.
 
 Everything is computed in log space: ``log Π`` and ``log q`` by ``log_softmax``, ``log σ = σ̂``
 directly, ``log(1 − ρ²)`` from ``ρ̂`` without forming ``1 − tanh²``, and the mixture by
@@ -34,6 +35,7 @@ from torch.distributions import constraints
 __all__ = [
     "END_TOKEN",
     "NUM_PEN_STATES",
+    "PEN_ROWS",
     "START_TOKEN",
     "StrokeParams",
     "StrokeSequence",
@@ -49,6 +51,8 @@ __all__ = [
 ]
 
 NUM_PEN_STATES = 3
+#: rows the pen term of L_R sums over: Eq. 9's all N_max, or the reference evaluation's N_s
+PEN_ROWS: tuple[str, ...] = ("n_max", "n_s")
 START_TOKEN: tuple[float, ...] = (0.0, 0.0, 1.0, 0.0, 0.0)  # S_0 (sec. 3.2)
 END_TOKEN: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 1.0)  # S_i for i > N_s (sec. 3.2)
 _LOG_2PI = math.log(2 * math.pi)
@@ -363,8 +367,19 @@ class StrokeSequence(TorchDistribution):
         new._validate_args = self._validate_args
         return new
 
-    def log_prob_terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """The offset and pen log-likelihoods of Eq. 9 (``−N_max L_s`` and ``−N_max L_p``)."""
+    def log_prob_terms(self, x: Tensor, pen_rows: str = "n_max") -> tuple[Tensor, Tensor]:
+        """The offset and pen log-likelihoods of Eq. 9 (``−N_max L_s`` and ``−N_max L_p``).
+
+        ``pen_rows`` (:data:`PEN_ROWS`) is the rows the pen term sums over: ``"n_max"`` is
+        Eq. 9 (``i = 1 … N_max``, what the paper trains and reports); ``"n_s"`` is the
+        reference code's evaluation model (magenta ``sketch_rnn/model.py``, ``get_lossfunc``:
+        ``if not self.hps.is_training`` multiplies the pen loss by ``fs = 1 − p_3``), which
+        drops the end-of-sketch and padding rows ``i > N_s``.
+        """
+        if pen_rows not in PEN_ROWS:
+            raise ValueError(
+                f"StrokeSequence: pen_rows must be one of {PEN_ROWS}, found {pen_rows!r}"
+            )
         if self.temperature == 0.0:
             raise ValueError(
                 "StrokeSequence.log_prob: undefined at temperature 0 (a point mass); "
@@ -375,17 +390,21 @@ class StrokeSequence(TorchDistribution):
         mask = self.step_mask()
         offsets = torch.where(mask.unsqueeze(-1), x[..., :2], 0.0)  # no inf/NaN from padding
         log_off = torch.where(mask, offset_log_prob(self.params, offsets), 0.0).sum(-1)
-        log_pen = pen_log_prob(self.params, x[..., 2:]).sum(-1)
-        return log_off, log_pen
+        log_pen = pen_log_prob(self.params, x[..., 2:])
+        if pen_rows == "n_s":
+            log_pen = torch.where(mask, log_pen, 0.0)
+        return log_off, log_pen.sum(-1)
 
     def log_prob(self, x: Tensor) -> Tensor:
         """``−N_max · L_R`` (Eq. 9), shape ``broadcast(x.shape[:-2], batch_shape)``."""
         log_off, log_pen = self.log_prob_terms(x)
         return log_off + log_pen
 
-    def reconstruction_loss(self, x: Tensor) -> Tensor:
-        """``L_R = L_s + L_p`` of Eq. 9 (both normalised by ``N_max``), per sequence."""
-        return -self.log_prob(x) / self.num_steps
+    def reconstruction_loss(self, x: Tensor, pen_rows: str = "n_max") -> Tensor:
+        """``L_R = L_s + L_p`` of Eq. 9 (both normalised by ``N_max``), per sequence;
+        ``pen_rows="n_s"`` is the reference code's evaluation reading (:meth:`log_prob_terms`)."""
+        log_off, log_pen = self.log_prob_terms(x, pen_rows)
+        return -(log_off + log_pen) / self.num_steps
 
     @property
     def mean(self) -> Tensor:

@@ -55,6 +55,7 @@ __all__ = [
     "LossTerms",
     "kl_annealing_weight",
     "loss_terms",
+    "traced_loss_terms",
     "unannealed_loss",
 ]
 
@@ -198,6 +199,29 @@ def loss_terms(
     the guide sites forming the KL term (``None``: every guide sample site); a guide sample site
     not listed is an error, a listed site absent from the trace is skipped.
     """
+    return traced_loss_terms(
+        model,
+        guide,
+        args,
+        latent_sites=latent_sites,
+        recon_normalizer=recon_normalizer,
+        kl_normalizer=kl_normalizer,
+        kwargs=kwargs,
+    )[0]
+
+
+def traced_loss_terms(
+    model: Any,
+    guide: Any,
+    args: tuple,
+    *,
+    latent_sites: Sequence[str] | None = ("z",),
+    recon_normalizer: float | None = None,
+    kl_normalizer: float | None = None,
+    kwargs: dict | None = None,
+) -> tuple[LossTerms, Any]:
+    """:func:`loss_terms` and the model's trace they were computed from (its observed sites'
+    distributions give other readings of the same draw, e.g. a masked reconstruction loss)."""
     kwargs = kwargs or {}
     model_fn, guide_fn = _callable(model, "model"), _callable(guide, "guide")
     guide_trace = prune_subsample_sites(poutine.trace(guide_fn).get_trace(*args, **kwargs))
@@ -209,7 +233,8 @@ def loss_terms(
     kl, dims = _kl_term(guide_sites, model_sites)
     if kl_normalizer is None:
         kl_normalizer = float(max(dims, 1))
-    return LossTerms(log_lik, kl, recon_normalizer, float(kl_normalizer))
+    terms = LossTerms(log_lik, kl, recon_normalizer, float(kl_normalizer))
+    return terms, model_trace
 
 
 class AnnealedKLObjective:

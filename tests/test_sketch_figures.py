@@ -282,12 +282,21 @@ def test_learning_curve_keeps_the_last_validation_record_of_each_step(tmp_path: 
         {"step": 500, "valid_L_R": 0.7, "valid_L_KL": 0.5, "valid_loss": 0.95},
         {"step": 1000, "valid_L_R": 0.6, "valid_L_KL": 0.4, "valid_loss": 0.8},
         {"step": 500, "valid_L_R": 0.65, "valid_L_KL": 0.45, "valid_loss": 0.9},  # resumed
+        {
+            "step": 1500,
+            "valid_L_R": 0.5,
+            "valid_L_KL": 0.4,
+            "valid_loss": 0.7,
+            "valid_L_R_n_s": 0.4,
+        },
     ]
     metrics = tmp_path / "metrics.jsonl"
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     curve = example.validation_curve(metrics)
-    assert [r["step"] for r in curve] == [500, 1000]
+    assert [r["step"] for r in curve] == [500, 1000, 1500]
     assert curve[0]["valid_L_R"] == 0.65
+    # the reference evaluation's reading is kept where logged (older runs lack it)
+    assert "valid_L_R_n_s" not in curve[0] and curve[2]["valid_L_R_n_s"] == 0.4
     out = example.main(["--run", f"a={metrics}", "--out", str(tmp_path / "curve.png")])
     assert imread(out).shape[0] > 100
     empty = tmp_path / "empty.jsonl"

@@ -484,6 +484,11 @@ def test_training_task_end_to_end_and_evaluate_command(tmp_path, capsys, real_da
     assert result["step"] == 4 and result["num_examples"] == 5 and result["iwae_samples"] == 3
     assert math.isfinite(result["L_R"]) and math.isfinite(result["log_likelihood_nats_per_sketch"])
     assert math.isfinite(result["best_valid_loss"]) and result["train_seconds"] > 0
+    # the reference eval's reading drops (non-negative) pen losses: per sketch never above Eq. 9
+    per = result["per_sketch"]
+    assert len(per["L_R_n_s"]) == 5
+    assert all(a < b for a, b in zip(per["L_R_n_s"], per["L_R"], strict=True))
+    assert result["L_R_n_s"] == pytest.approx(float(np.mean(per["L_R_n_s"])))
     saved = json.loads((tmp_path / "run" / "eval.json").read_text())
     assert saved["L_KL"] == pytest.approx(result["L_KL"])
     assert (tmp_path / "run" / "best.pt").is_file()

@@ -81,8 +81,9 @@ def hand_params() -> tuple[StrokeParams, dict[str, torch.Tensor]]:
     return StrokeParams.from_probs(raw["pi"], raw["mu"], raw["sigma"], raw["rho"], raw["q"]), raw
 
 
-def direct_eq9(raw: dict[str, torch.Tensor], x: np.ndarray, n_s: int) -> float:
-    """−N_max · L_R of Eq. 9 by explicit loops over steps and components (plain floats)."""
+def direct_eq9(raw: dict[str, torch.Tensor], x: np.ndarray, n_s: int, pen_to: int = 0) -> float:
+    """−N_max · L_R of Eq. 9 by explicit loops over steps and components (plain floats); the
+    pen term over the first ``pen_to`` rows (0: all N_max, as Eq. 9)."""
     total = 0.0
     n_max = x.shape[0]
     for i in range(n_s):
@@ -100,7 +101,7 @@ def direct_eq9(raw: dict[str, torch.Tensor], x: np.ndarray, n_s: int) -> float:
             dens = math.exp(-z / (2 * (1 - r * r))) / (2 * math.pi * sx * sy * math.sqrt(1 - r * r))
             p += raw["pi"][i, j].item() * dens
         total += math.log(p)
-    for i in range(n_max):
+    for i in range(pen_to or n_max):
         for k in range(3):
             total += x[i, 2 + k] * math.log(raw["q"][i, k].item())
     return total
@@ -134,6 +135,28 @@ def test_log_prob_equals_direct_eq9() -> None:
     x_soft[3, 2:] = [0.2, 0.3, 0.5]
     got_soft = d.log_prob(torch.from_numpy(x_soft)).item()
     assert got_soft == pytest.approx(direct_eq9(raw, x_soft, n_s=2), rel=1e-12)
+
+
+def test_reference_eval_reading_sums_the_pen_term_over_the_sketch_rows_only() -> None:
+    """pen_rows="n_s" is magenta's eval-model L_R: the pen loss of rows after N_s (the end row
+    and padding) is dropped, still divided by N_max; it is never above Eq. 9's L_R."""
+    params, raw = hand_params()
+    x = torch.from_numpy(hand_target())
+    d = StrokeSequence(params, torch.tensor(2))
+    got = d.reconstruction_loss(x, pen_rows="n_s").item()
+    assert got == pytest.approx(-direct_eq9(raw, hand_target(), n_s=2, pen_to=2) / 4, rel=1e-12)
+    assert got < d.reconstruction_loss(x).item()
+    # only rows after N_s differ: a full-length sketch reads the same both ways
+    full = StrokeSequence(params, torch.tensor(4))
+    torch.testing.assert_close(
+        full.reconstruction_loss(x, pen_rows="n_s"), full.reconstruction_loss(x)
+    )
+    # the padding's pen states no longer count
+    pen = x.clone()
+    pen[3, 2:] = torch.tensor([1.0, 0.0, 0.0])
+    assert d.reconstruction_loss(pen, pen_rows="n_s") == d.reconstruction_loss(x, pen_rows="n_s")
+    with pytest.raises(ValueError, match="pen_rows must be one of"):
+        d.reconstruction_loss(x, pen_rows="all")
 
 
 def test_mixture_params_reads_eq5_layout_and_eqs6_7() -> None:

@@ -1,12 +1,13 @@
 """sketch-rnn's evaluation: ``L_R``, ``L_KL`` and the IWAE ``log p(S)`` of a split.
 
 :func:`evaluate_sketch_split` — ``L_R`` and ``L_KL`` (Eqs. 9–10, one ``z ~ q`` per sketch, the
-paper's Table 1 numbers) and the IWAE estimate of ``log p(S)`` in nats per sketch through the
-generic :func:`tasks.evaluate.evaluate_log_likelihood` (the model derives ``N_s`` from the padded
-batch, so it needs no adapter). Offsets are in units of the training scale factor: a density over
-pixel offsets is ``log p − 2 N_s log(scale_factor)``. The decoder-only model has no latent, so its
-"IWAE" is the exact log-likelihood (``K = 1``). ``pyro-draw evaluate CHECKPOINT`` of a sketch-rnn
-checkpoint is :func:`evaluate_command`.
+paper's Table 1 numbers; also ``L_R_n_s``, the reference code's evaluation reading of ``L_R``, whose
+pen term skips the rows after ``N_s``) and the IWAE estimate of ``log p(S)`` in nats per sketch
+through the generic :func:`tasks.evaluate.evaluate_log_likelihood` (the model derives ``N_s`` from
+the padded batch, so it needs no adapter). Offsets are in units of the training scale factor: a
+density over pixel offsets is ``log p − 2 N_s log(scale_factor)``. The decoder-only model has no
+latent, so its "IWAE" is the exact log-likelihood (``K = 1``). ``pyro-draw evaluate CHECKPOINT`` of
+a sketch-rnn checkpoint is :func:`evaluate_command`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import torch
 
 from generative.sketch_rnn import SketchRNN
 from guides.sketch_rnn import SketchRNNGuide
-from inference.annealing import loss_terms
+from inference.annealing import traced_loss_terms
 from inference.checkpoint import Checkpoint
 from tasks.data.stroke_formats import pad_batch
 from tasks.data.strokes import StrokeData
@@ -50,16 +51,22 @@ def sketch_losses(
     batch_size: int = 100,
     device: str | torch.device = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Per-sketch ``L_R``, ``L_KL`` (Eqs. 9–10, one ``z ~ q(z | S)`` each) and the one-sample
-    ELBO in nats, without gradients, in the modules' current mode."""
-    out: dict[str, list] = {"L_R": [], "L_KL": [], "elbo": []}
+    """Per-sketch ``L_R``, ``L_KL`` (Eqs. 9–10, one ``z ~ q(z | S)`` each), the one-sample
+    ELBO in nats and ``L_R_n_s``: the same draw's ``L_R`` with the pen term summed over the
+    ``N_s`` sketch rows only, as the reference code's evaluation model
+    (:meth:`generative.strokes.StrokeSequence.log_prob_terms`); without gradients, in the
+    modules' current mode."""
+    out: dict[str, list] = {"L_R": [], "L_KL": [], "elbo": [], "L_R_n_s": []}
     with torch.no_grad():
         for start in range(0, len(sequences), batch_size):
             x5, lengths = pad_batch(sequences[start : start + batch_size], model.config.max_length)
-            terms = loss_terms(model, guide, (x5.to(device), lengths.to(device)))
+            terms, trace = traced_loss_terms(model, guide, (x5.to(device), lengths.to(device)))
+            strokes = trace.nodes["strokes"]
+            l_r_n_s = strokes["fn"].reconstruction_loss(strokes["value"], pen_rows="n_s")
             out["L_R"].append(terms.reconstruction_loss.cpu().numpy())
             out["L_KL"].append(terms.kl_loss.cpu().numpy())
             out["elbo"].append(terms.elbo.cpu().numpy())
+            out["L_R_n_s"].append(l_r_n_s.cpu().numpy())
     return {k: np.concatenate(v).astype(np.float64) for k, v in out.items()}
 
 
@@ -100,14 +107,18 @@ def evaluate_sketch_split(
         "w_kl": w_kl,
         "L_R": float(losses["L_R"].mean()),
         "L_R_stderr": stderr(losses["L_R"]),
+        # the reference code's evaluation reading of the same draws: pen term over N_s rows
+        "L_R_n_s": float(losses["L_R_n_s"].mean()),
+        "L_R_n_s_stderr": stderr(losses["L_R_n_s"]),
         "L_KL": float(losses["L_KL"].mean()),
         "L_KL_stderr": stderr(losses["L_KL"]),
         "loss": float((losses["L_R"] + w_kl * losses["L_KL"]).mean()),
         "elbo_nats_per_sketch": float(losses["elbo"].mean()),
-        "units": "offsets divided by scale_factor; L_R, L_KL per N_max and N_z (Eqs. 9-10)",
+        "units": "offsets divided by scale_factor; L_R, L_KL per N_max and N_z (Eqs. 9-10); "
+        "L_R_n_s: L_R with the pen term over the N_s sketch rows (magenta's eval model)",
         # per sketch, in the subset's order (the same sketches for every model at this seed), so
         # that two models can be compared by paired differences
-        "per_sketch": {k: losses[k].tolist() for k in ("L_R", "L_KL")},
+        "per_sketch": {k: losses[k].tolist() for k in ("L_R", "L_KL", "L_R_n_s")},
     }
     if iwae_samples > 0:
         k = iwae_samples if c.conditional else 1
@@ -137,7 +148,8 @@ def format_sketch_summary(result: dict[str, Any]) -> str:
     """The printed line of :func:`evaluate_sketch_split`'s result."""
     line = (
         f"{result['dataset']}/{result['split']} (N={result['num_examples']}): "
-        f"L_R {result['L_R']:.3f}, L_KL {result['L_KL']:.3f}, loss {result['loss']:.3f} "
+        f"L_R {result['L_R']:.3f} (pen over N_s rows: {result['L_R_n_s']:.3f}), "
+        f"L_KL {result['L_KL']:.3f}, loss {result['loss']:.3f} "
         f"(w_KL {result['w_kl']}); ELBO {result['elbo_nats_per_sketch']:.2f} nats/sketch"
     )
     if "iwae" in result:

@@ -114,12 +114,14 @@ class SketchPlan(TrainPlan):
         return self.annealed
 
     def validate(self, model: nn.Module, guide: nn.Module) -> dict[str, float]:
-        """The unannealed loss of appendix Eq. 3 on the validation subset."""
+        """The unannealed loss of appendix Eq. 3 on the validation subset (and ``L_R`` read as
+        the reference code's evaluation model reads it, pen term over the ``N_s`` rows)."""
         torch.manual_seed(self.run.seed)  # the same z noise at every validation
         losses = sketch_losses(model, guide, self.valid, device=self.run.device)
         w_kl = self.annealed.w_kl
         metrics = {
             "valid_L_R": float(losses["L_R"].mean()),
+            "valid_L_R_n_s": float(losses["L_R_n_s"].mean()),  # the reference eval's reading
             "valid_L_KL": float(losses["L_KL"].mean()),
             "valid_loss": float((losses["L_R"] + w_kl * losses["L_KL"]).mean()),
         }
