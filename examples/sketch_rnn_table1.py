@@ -228,8 +228,10 @@ def _train_setting(name: str, args: argparse.Namespace, out: Path) -> tuple[dict
     print(f"== {name}: {model} [{config}]" + (f", continued from {resume}" if resume else ""))
     start = time.perf_counter()
     result = train(FAMILY, model, run, options)
-    keep = ("L_R", "L_R_stderr", "L_R_n_s", "L_R_n_s_stderr", "L_KL", "L_KL_stderr", "loss")
-    keep += ("elbo_nats_per_sketch",)
+    keep = (
+        *("L_R", "L_R_stderr", "L_R_n_s", "L_R_n_s_stderr"),
+        *("L_KL", "L_KL_stderr", "loss", "elbo_nats_per_sketch"),
+    )
     row = {k: result[k] for k in keep}
     row.update(
         log_likelihood_nats_per_sketch=result.get("log_likelihood_nats_per_sketch"),

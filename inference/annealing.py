@@ -183,31 +183,9 @@ def _kl_term(guide_sites: dict, model_sites: dict) -> tuple[Tensor | None, int]:
     return kl, dims
 
 
-def loss_terms(
-    model: Any,
-    guide: Any,
-    args: tuple,
-    *,
-    latent_sites: Sequence[str] | None = ("z",),
-    recon_normalizer: float | None = None,
-    kl_normalizer: float | None = None,
-    kwargs: dict | None = None,
-) -> LossTerms:
-    """Run ``guide`` then ``model`` (replayed on the guide's draws) on ``args`` and return the
-    per-example terms (module doc). ``model``/``guide`` are callables or objects with ``.model``
-    / ``.guide`` methods (``nn.Module`` s as in :mod:`inference.trainer`). ``latent_sites`` are
-    the guide sites forming the KL term (``None``: every guide sample site); a guide sample site
-    not listed is an error, a listed site absent from the trace is skipped.
-    """
-    return traced_loss_terms(
-        model,
-        guide,
-        args,
-        latent_sites=latent_sites,
-        recon_normalizer=recon_normalizer,
-        kl_normalizer=kl_normalizer,
-        kwargs=kwargs,
-    )[0]
+def loss_terms(model: Any, guide: Any, args: tuple, **options: Any) -> LossTerms:
+    """:func:`traced_loss_terms` without the trace (``options``: its keyword arguments)."""
+    return traced_loss_terms(model, guide, args, **options)[0]
 
 
 def traced_loss_terms(
@@ -220,8 +198,14 @@ def traced_loss_terms(
     kl_normalizer: float | None = None,
     kwargs: dict | None = None,
 ) -> tuple[LossTerms, Any]:
-    """:func:`loss_terms` and the model's trace they were computed from (its observed sites'
-    distributions give other readings of the same draw, e.g. a masked reconstruction loss)."""
+    """Run ``guide`` then ``model`` (replayed on the guide's draws) on ``args`` and return the
+    per-example terms (module doc) and the model's trace they were computed from (its observed
+    sites' distributions give other readings of the same draw, e.g. a masked reconstruction
+    loss). ``model``/``guide`` are callables or objects with ``.model`` / ``.guide`` methods
+    (``nn.Module`` s as in :mod:`inference.trainer`). ``latent_sites`` are the guide sites forming
+    the KL term (``None``: every guide sample site); a guide sample site not listed is an error, a
+    listed site absent from the trace is skipped.
+    """
     kwargs = kwargs or {}
     model_fn, guide_fn = _callable(model, "model"), _callable(guide, "guide")
     guide_trace = prune_subsample_sites(poutine.trace(guide_fn).get_trace(*args, **kwargs))
