@@ -270,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
             "lr_decay": args.lr_decay,
             "min_lr": args.min_lr,
             "clip_norm": args.clip_norm,
+            "clip_value": args.clip_value,
             "kl_min": args.kl_min,
             "eta_min": args.eta_min,
             "kl_decay": args.kl_decay,

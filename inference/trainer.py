@@ -74,6 +74,9 @@ class TrainConfig:
     batch_size: int = 100
     lr: float = 1e-3
     clip_norm: float | None = 10.0  # global gradient-norm clipping; None disables it
+    # element-wise clipping of each gradient to [-clip_value, clip_value] (tf.clip_by_value, as
+    # the sketch-rnn reference code clips); applied before clip_norm; None disables it
+    clip_value: float | None = None
     elbo: str = "meanfield"  # key of ELBOS
     num_particles: int = 1
     seed: int = 0
@@ -310,10 +313,12 @@ class SVITrainer:
                 f"step {self.state.step}: the loss is {loss.item()}"
                 f"{'' if self.world.size == 1 else f' on rank {self.world.rank}'} (non-finite on "
                 f"at least one rank); training stopped. {self._kept()} Try a lower --lr or "
-                "gradient clipping (--clip-norm)."
+                "gradient clipping (--clip-norm or --clip-value)."
             )
         loss.backward()
         average_gradients(self.params)
+        if self.config.clip_value is not None:
+            torch.nn.utils.clip_grad_value_(self.params, self.config.clip_value)
         if self.config.clip_norm is not None:
             norm = torch.nn.utils.clip_grad_norm_(self.params, self.config.clip_norm)
             if not torch.isfinite(norm):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -242,7 +243,10 @@ def _default_train_model(argv: list[str]) -> list[str]:
 
 def _launch_torchrun(argv: list[str], nproc: int) -> int:
     """``pyro-draw train … --nproc N``: the same command on ``N`` processes under torchrun
-    (``python -m torch.distributed.run --standalone``, a free local port)."""
+    (``python -m torch.distributed.run --standalone``, a free local port).
+
+    SIGTERM sent to this process is passed on to torchrun, which passes it to its workers: they
+    finish the step and write their checkpoint, as a single-process run does."""
     rest, skip = [], False
     for arg in argv:
         if skip:
@@ -254,7 +258,12 @@ def _launch_torchrun(argv: list[str], nproc: int) -> int:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     command += [f"--nproc-per-node={nproc}", "-m", "tasks.cli", *rest]
     print("launching: " + " ".join(command[1:]), file=sys.stderr)
-    return subprocess.call(command)
+    child = subprocess.Popen(command)
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: child.send_signal(signum))
+    try:
+        return child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -324,6 +324,9 @@ class RunOptions(DataOptions):
         1e-3, "Adam learning rate (None: the training plan's choice)", check=positive
     )
     clip_norm: float = option(10.0, "global gradient-norm clip (0: off)", check=non_negative)
+    clip_value: float = option(
+        0.0, "clip each gradient element to [-v, v] before --clip-norm (0: off)", check=non_negative
+    )
     log_every: int = option(10, "steps between records in metrics.jsonl", check=positive)
     validate_every: int = option(200, "steps between validations", check=positive)
     checkpoint_every: int = option(200, "steps between checkpoints", check=positive)

@@ -77,6 +77,7 @@ def _train_config(run: RunOptions, plan: TrainPlan, lr_groups: dict[str, float])
         batch_size=run.batch_size,
         lr=run.lr if run.lr is not None else TrainConfig.lr,
         clip_norm=run.clip_norm if run.clip_norm > 0 else None,
+        clip_value=run.clip_value if run.clip_value > 0 else None,
         seed=run.seed,
         log_every=run.log_every,
         validate_every=run.validate_every,

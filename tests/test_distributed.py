@@ -5,10 +5,13 @@ between world sizes."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,6 +120,38 @@ def test_nproc_shortcut_launches_torchrun(tmp_path, capsys):
     assert main(args) == 0
     assert "torch.distributed.run --standalone --nproc-per-node=2" in capsys.readouterr().err
     assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 2
+
+
+def test_sigterm_to_the_nproc_launcher_checkpoints_every_rank_and_stops(tmp_path):
+    """``kill <pid of pyro-draw train --nproc 2>`` reaches the workers (not an orphaned torchrun):
+    they finish the step, write the checkpoint and the launcher exits."""
+    out = tmp_path / "run"
+    args = ["train", *MODELS["draw"], "--steps", "100000", *COMMON, "--out", str(out)]
+    args += ["--checkpoint-every", "100000", "--nproc", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    code = "import sys; from tasks.cli import main; sys.exit(main(sys.argv[1:]))"
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, so that cleanup reaches every child
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "metrics.jsonl").exists() or len(_losses(out)) < 2:
+            assert launcher.poll() is None and time.monotonic() < deadline, "no training steps"
+            time.sleep(0.5)
+        launcher.send_signal(signal.SIGTERM)
+        _, stderr = launcher.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode != 0
+    assert "stopped: SIGTERM at step" in stderr
+    step = torch.load(out / "checkpoint.pt", weights_only=True)["step"]
+    assert 2 <= step < 100000
 
 
 # ------------------------------------------------------------------------------ pieces
