@@ -238,17 +238,21 @@ def test_learning_rate_decay_and_floor(tmp_path):
     assert [g["lr"] for g in trainer.optimizer.param_groups] == [3e-3]
 
 
+def _step_gradient_magnitudes(trainer):
+    """|gradient| of every parameter element after one training step, flat."""
+    trainer.train_step(trainer.batches.batch(0))
+    return torch.cat([p.grad.abs().flatten() for p in trainer.params if p.grad is not None])
+
+
 def test_clip_value_bounds_every_gradient_element_before_the_step(tmp_path):
     """``clip_value`` is the sketch-rnn reference code's tf.clip_by_value: each element alone."""
     trainer = _trainer(tmp_path, steps=1)
     trainer.config = replace(trainer.config, clip_norm=None, clip_value=None)
-    trainer.train_step(trainer.batches.batch(0))
-    raw = torch.cat([p.grad.abs().flatten() for p in trainer.params if p.grad is not None])
+    raw = _step_gradient_magnitudes(trainer)
     bound = float(raw.median())  # half the elements are larger: clipping must act on them
     trainer = _trainer(tmp_path / "clipped", steps=1)
     trainer.config = replace(trainer.config, clip_norm=None, clip_value=bound)
-    trainer.train_step(trainer.batches.batch(0))
-    clipped = torch.cat([p.grad.abs().flatten() for p in trainer.params if p.grad is not None])
+    clipped = _step_gradient_magnitudes(trainer)
     assert float(clipped.max()) <= bound
     torch.testing.assert_close(clipped, raw.clamp(max=bound))  # the rest is unchanged
 

@@ -9,11 +9,11 @@ Optimisation defaults (the family's ``run_defaults``): batch 100, Adam, gradient
 gradient element (magenta ``sketch_rnn/model.py``, ``Model.build_model``: ``tf.clip_by_value(grad,
 -g, g)`` with ``grad_clip = 1.0``), selected by ``--clip-value 1 --clip-norm 0``. Measured on
 ``medium``/``aaron_sheep`` (first 40 steps): global norms 0.7–9, no element above 1, so the
-reference's clip never acts while the norm clip rescales most steps. The appendix gives a constant learning rate of 1e-4 and no decay; the defaults are
-the reference code's schedule (1e-3 decaying by 0.9999 per step to 1e-5, ``--lr-decay``/
-``--min-lr``), which learns much faster in short CPU runs; ``--lr 1e-4 --lr-decay 1`` gives the
-paper's. KL annealing defaults are the paper's: ``KL_min = 0.2``, ``R = 0.99999``,
-``η_min = 0.01``, ``w_KL = 1``.
+reference's clip never acts while the norm clip rescales most steps. The appendix gives a constant
+learning rate of 1e-4 and no decay; the defaults are the reference code's schedule (1e-3
+decaying by 0.9999 per step to 1e-5, ``--lr-decay``/``--min-lr``), which learns much faster in
+short CPU runs; ``--lr 1e-4 --lr-decay 1`` gives the paper's. KL annealing defaults are the
+paper's: ``KL_min = 0.2``, ``R = 0.99999``, ``η_min = 0.01``, ``w_KL = 1``.
 """
 
 from __future__ import annotations
