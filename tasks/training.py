@@ -46,6 +46,25 @@ def _check_resume(run: RunOptions, spec: ModelSpec, resumed: Checkpoint) -> None
             f"--resume: {resumed.path} was trained on --dataset {record.dataset}, this command "
             f"asks for --dataset {run.dataset}; drop --dataset to continue it"
         )
+    _check_resumed_clipping(run, resumed)
+
+
+def _check_resumed_clipping(run: RunOptions, resumed: Checkpoint) -> None:
+    """Refuse to change a run's gradient clipping through a default: a clip the command does not
+    give must be the one the checkpoint was trained with (a default changes between versions,
+    e.g. sketch-rnn's from the global norm to the reference code's element-wise clip)."""
+    trained = resumed.payload.get("train_config", {})
+    if not trained:
+        return
+    for name, flag in (("clip_norm", "--clip-norm"), ("clip_value", "--clip-value")):
+        stored = float(trained.get(name) or 0.0)  # None (off) and absent (older runs): 0
+        asked = float(getattr(run, name))
+        if name not in run.given and stored != asked:
+            raise ValueError(
+                f"--resume: {resumed.path} was trained with {flag} {stored:g}, this command's "
+                f"default is {flag} {asked:g}; pass {flag} {stored:g} to continue it as trained "
+                f"(or {flag} {asked:g} to change it)"
+            )
 
 
 def _claim_out_dir(run: RunOptions) -> None:

@@ -149,6 +149,33 @@ def test_resume_with_another_config_or_dataset_says_so(draw_checkpoint, tmp_path
     assert main([*base, "--config", "small", *SMALL, *EVAL]) == 0  # the same config is fine
 
 
+def test_resume_refuses_to_change_the_clipping_through_a_default(tmp_path, capsys):
+    """A run trained with a clip other than this command's default continues only with that clip
+    given (sketch-rnn's default changed from the global norm to the element-wise clip)."""
+    out = tmp_path / "r"
+    assert (
+        main(["train", "--steps", "2", "--out", str(out), "--clip-value", "0.5", *SMALL, *EVAL])
+        == 0
+    )
+    resume = ["train", "--steps", "3", "--out", str(out), "--resume", str(out / "checkpoint.pt")]
+    capsys.readouterr()
+    assert main([*resume, *SMALL, *EVAL]) == 1
+    err = capsys.readouterr().err
+    assert "was trained with --clip-value 0.5, this command's default is --clip-value 0" in err
+    assert "pass --clip-value 0.5 to continue it as trained" in err
+    assert main([*resume, "--clip-value", "0.5", *SMALL, *EVAL]) == 0
+
+
+def test_sketch_rnn_clips_each_gradient_element_by_default():
+    """The reference code's reading of the appendix's "gradient clipping of 1.0"."""
+    from tasks.cli import build_parser
+
+    args = build_parser().parse_args(["train", "sketch-rnn"])
+    assert (args.clip_norm, args.clip_value) == (0.0, 1.0)
+    args = build_parser().parse_args(["train", "draw"])
+    assert args.clip_value == 0.0
+
+
 def test_help_prints_each_default_once_and_only_loadable_datasets(capsys):
     with pytest.raises(SystemExit):
         main(["train", "draw", "--help"])
