@@ -52,6 +52,7 @@ __all__ = [
     "broadcast_parameters",
     "global_sum",
     "init_world",
+    "leave_world",
     "reduce_floats",
     "world",
 ]
@@ -107,6 +108,19 @@ def init_world(device: str | torch.device = "cpu") -> World:
 
 def _leave_world() -> None:
     if tdist.is_initialized():
+        tdist.destroy_process_group()
+
+
+def leave_world() -> None:
+    """Wait for every rank, then leave the process group (the end of a command that succeeded).
+
+    Rank 0 still writes, reports and draws after the others are done; a rank that tears its
+    gloo group down while a peer is still connected can abort at exit ("terminate called
+    without an active exception", seen once in CI), so every rank leaves only after the last
+    one is finished. Failed commands skip the barrier (a peer may be gone); ``atexit`` then
+    destroys the group alone."""
+    if tdist.is_initialized():
+        tdist.barrier()
         tdist.destroy_process_group()
 
 

@@ -22,7 +22,7 @@ from dataclasses import fields
 from typing import Any
 
 from inference.checkpoint import CheckpointError, read_checkpoint
-from inference.distributed import init_world
+from inference.distributed import init_world, leave_world
 from inference.trainer import NonFiniteLossError, TrainingInterrupted
 from tasks import families
 from tasks.commands import TASK_COMMANDS, TaskCommand, find_task_command
@@ -296,6 +296,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (DataError, CheckpointError, NonFiniteLossError, ValueError) as exc:
         print(f"pyro-draw {args.command}: error: {exc}", file=sys.stderr)
         return 1
+    leave_world()  # under torchrun: every rank waits for rank 0's report before it exits
     return 0
 
 
